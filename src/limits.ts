@@ -1,0 +1,114 @@
+// Every limit, default and timeout in obrol lives here, each with the reason for its value.
+// Other modules import these names; a number that bounds something must not be written anywhere else.
+
+/** Default UDP port, the original chat's port. */
+export const DEFAULT_PORT = 6789;
+
+// ---- Datagrams -------------------------------------------------------------------------------
+
+/** Default largest UDP payload we send: fits the IPv6 minimum MTU (1280) minus headers, as QUIC does. */
+export const DEFAULT_MTU = 1200;
+/** Smallest --mtu accepted: below this a 16 KiB message needs too many fragments and handshakes no longer fit. */
+export const MIN_MTU = 1200;
+/** Largest --mtu accepted: the largest UDP payload over IPv4 loopback/jumbo paths. */
+export const MAX_MTU = 65_507;
+/** Receive buffer size for a datagram; anything larger is truncated by the kernel and then fails decoding. */
+export const MAX_DATAGRAM = 65_535;
+/** A client's first packet is padded to this size so the server's reply can never amplify (issue 7). */
+export const HELLO_PADDED_SIZE = 1200;
+
+// ---- Names and text -------------------------------------------------------------------------
+
+/** Longest name, in Unicode code points after NFC: long enough for real names, short enough for one status bar. */
+export const NAME_MAX_CHARS = 32;
+/** Longest room name including the leading '#'. */
+export const ROOM_MAX_CHARS = 64;
+/** Largest chat message text in UTF-8 bytes: 16 KiB, enough for a pasted log, bounded for reassembly buffers. */
+export const MESSAGE_MAX_BYTES = 16 * 1024;
+/** Largest reason / topic / away text in UTF-8 bytes. */
+export const SHORT_TEXT_MAX_BYTES = 512;
+/** Largest encoded application message (text plus fields), bounds fragment reassembly. */
+export const APP_MESSAGE_MAX_BYTES = MESSAGE_MAX_BYTES + 1024;
+/** Largest number of items in one list reply (who/rooms) we encode; a bigger room is truncated with a count. */
+export const LIST_MAX_ITEMS = 1000;
+
+// ---- Session: reliability -------------------------------------------------------------------
+
+/** Longest the receiver holds back an ack (RFC 9000 max_ack_delay is 25 ms). */
+export const MAX_ACK_DELAY_MS = 25;
+/** Ack at once after this many ack-eliciting packets (QUIC's default is 2; higher cuts acks in busy rooms). */
+export const ACK_EVERY_PACKETS = 4;
+/** Packet-threshold loss detection (RFC 9002 kPacketThreshold). */
+export const LOSS_PACKET_THRESHOLD = 3;
+/** Time-threshold loss detection multiplier (RFC 9002 kTimeThreshold = 9/8). */
+export const LOSS_TIME_THRESHOLD = 9 / 8;
+/** RTT assumed before the first sample (RFC 9002 kInitialRtt is 333 ms; a chat over the internet is rarely worse). */
+export const INITIAL_RTT_MS = 333;
+/** Timer granularity (RFC 9002 kGranularity). */
+export const TIMER_GRANULARITY_MS = 1;
+/** Upper bound on a single probe timeout after backoff, so a returning peer is noticed quickly. */
+export const MAX_PTO_MS = 10_000;
+/** Most ack ranges carried in one ACK frame; older ranges are dropped (RFC 9000 recommends limiting). */
+export const MAX_ACK_RANGES = 32;
+/** Initial congestion window in bytes (RFC 9002: 10 * max datagram size). */
+export const INITIAL_CWND_PACKETS = 10;
+/** Minimum congestion window in packets (RFC 9002 kMinimumWindow = 2 packets). */
+export const MIN_CWND_PACKETS = 2;
+/** Bytes of unacknowledged + queued outgoing data per session before the peer counts as too slow. */
+export const SEND_BUFFER_MAX_BYTES = 1024 * 1024;
+/** Bytes of out-of-order and partially reassembled data a session buffers from its peer. */
+export const RECV_BUFFER_MAX_BYTES = 256 * 1024;
+/** Most concurrent streams per session (rooms plus private conversations plus control). */
+export const MAX_STREAMS = 256;
+/** Packet numbers are 32-bit and never wrap: a session closes before this (years at chat rates). */
+export const MAX_PACKET_NUMBER = 0xffff_ffff;
+
+// ---- Session: liveness -----------------------------------------------------------------------
+
+/** Send a keepalive after this much idleness: well under the usual 30 s NAT binding timeout. */
+export const KEEPALIVE_MS = 15_000;
+/** End a session after this long without hearing from the peer: three keepalives missed. */
+export const IDLE_TIMEOUT_MS = 45_000;
+/** Client gives up a connection attempt after this long and reports the server unreachable. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+/** Client's reconnect backoff: first delay, cap. */
+export const RECONNECT_MIN_MS = 250;
+export const RECONNECT_MAX_MS = 10_000;
+/** Line mode: at end of input, how long to wait for the server to acknowledge everything sent. */
+export const DRAIN_TIMEOUT_MS = 15_000;
+/** How long a closing session keeps answering retransmitted CLOSE, so the peer learns of it. */
+export const CLOSING_LINGER_MS = 1_000;
+
+// ---- Security ---------------------------------------------------------------------------------
+
+/** A cookie is valid in the time window it was minted in and the next one. */
+export const COOKIE_WINDOW_MS = 30_000;
+/** The server replaces its cookie secret this often (old secret accepted for one more window). */
+export const COOKIE_SECRET_ROTATE_MS = 120_000;
+/** Rotate traffic keys after this many packets in one direction. */
+export const REKEY_AFTER_PACKETS = 1 << 20;
+/** Rotate traffic keys after this long. */
+export const REKEY_AFTER_MS = 10 * 60_000;
+/** Replay window in packets (WireGuard uses 2048 - 64; we keep the same order of magnitude). */
+export const REPLAY_WINDOW_PACKETS = 2048;
+/** Handshakes (cookie-validated hellos) accepted per source IP per second. */
+export const HANDSHAKES_PER_IP_PER_SEC = 20;
+/** Live sessions per source IP. */
+export const SESSIONS_PER_IP = 64;
+/** Total sessions per server: bounds memory (see docs/PROTOCOL.md for the per-session bound). */
+export const MAX_SESSIONS = 200_000;
+/** Flood control per session: bucket size (messages) and refill rate (messages per second). */
+export const FLOOD_BURST = 20;
+export const FLOOD_RATE_PER_SEC = 10;
+
+// ---- Legacy (original protocol) ---------------------------------------------------------------
+
+/** Original clients read with a 1024-byte buffer, so no datagram to them may be larger. */
+export const LEGACY_DATAGRAM_MAX = 1024;
+/** A silent legacy client is forgotten after this long (it has no way to say goodbye). */
+export const LEGACY_IDLE_MS = 10 * 60_000;
+
+// ---- History -------------------------------------------------------------------------------------
+
+/** Messages replayed to a client that joins a room. */
+export const HISTORY_ON_JOIN = 50;

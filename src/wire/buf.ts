@@ -1,0 +1,254 @@
+// Byte-level reading and writing. The only place that computes offsets into buffers.
+// Reader methods throw WireError on any out-of-bounds or malformed field; the codec's public
+// decode functions catch it and return a typed error, so nothing escapes into a receive loop.
+
+export type WireErrorCode =
+  | 'truncated' // a field runs past the end of the buffer
+  | 'trailing' // bytes left over after a complete value
+  | 'bad-type' // unknown packet, frame or message type
+  | 'bad-version' // unsupported protocol version
+  | 'bad-varint' // varint out of the range the field allows
+  | 'bad-length' // a length field outside its limit
+  | 'bad-utf8' // text that is not valid UTF-8
+  | 'bad-value'; // a field whose value is outside its domain
+
+export class WireError extends Error {
+  constructor(
+    readonly code: WireErrorCode,
+    readonly detail: string,
+  ) {
+    super(`${code}: ${detail}`);
+    this.name = 'WireError';
+  }
+}
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; error: WireError };
+
+/** Runs a decoder, turning WireError into a typed failure. Other exceptions are bugs and propagate. */
+export function decodeWith<T>(bytes: Uint8Array, decode: (r: Reader) => T, allowTrailing = false): Decoded<T> {
+  try {
+    const r = new Reader(bytes);
+    const value = decode(r);
+    if (!allowTrailing && r.remaining !== 0) throw new WireError('trailing', `${r.remaining} bytes after value`);
+    return { ok: true, value };
+  } catch (e) {
+    if (e instanceof WireError) return { ok: false, error: e };
+    throw e;
+  }
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const utf8Encoder = new TextEncoder();
+
+export function utf8Bytes(s: string): Uint8Array {
+  return utf8Encoder.encode(s);
+}
+
+/** Strict UTF-8 decode; returns null for invalid input (overlongs, surrogates, truncation). */
+export function utf8Text(b: Uint8Array): string | null {
+  try {
+    return utf8Decoder.decode(b);
+  } catch {
+    return null;
+  }
+}
+
+/** Largest value a QUIC-style varint carries here; 2^53-1 keeps it exact in a JS number. */
+export const VARINT_MAX = Number.MAX_SAFE_INTEGER;
+
+export class Reader {
+  private pos = 0;
+  private readonly view: DataView;
+
+  constructor(readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get offset(): number {
+    return this.pos;
+  }
+
+  get remaining(): number {
+    return this.bytes.length - this.pos;
+  }
+
+  private need(n: number, what: string): void {
+    if (n > this.remaining) throw new WireError('truncated', `${what}: need ${n}, have ${this.remaining}`);
+  }
+
+  u8(what = 'u8'): number {
+    this.need(1, what);
+    return this.view.getUint8(this.pos++);
+  }
+
+  u16(what = 'u16'): number {
+    this.need(2, what);
+    const v = this.view.getUint16(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(what = 'u32'): number {
+    this.need(4, what);
+    const v = this.view.getUint32(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /** 64-bit big-endian unsigned, must fit in 2^53-1. */
+  u64(what = 'u64'): number {
+    this.need(8, what);
+    const hi = this.view.getUint32(this.pos);
+    const lo = this.view.getUint32(this.pos + 4);
+    if (hi > 0x1f_ffff) throw new WireError('bad-value', `${what}: exceeds 2^53`);
+    this.pos += 8;
+    return hi * 0x1_0000_0000 + lo;
+  }
+
+  /** QUIC variable-length integer (RFC 9000 §16), limited to [0, max]. Non-minimal encodings are accepted, as in QUIC. */
+  varint(what = 'varint', max = VARINT_MAX): number {
+    this.need(1, what);
+    const first = this.view.getUint8(this.pos);
+    const len = 1 << (first >> 6);
+    this.need(len, what);
+    let v = first & 0x3f;
+    for (let i = 1; i < len; i++) v = v * 256 + this.view.getUint8(this.pos + i);
+    if (v > max) throw new WireError('bad-varint', `${what}: ${v} > ${max}`);
+    this.pos += len;
+    return v;
+  }
+
+  bytesN(n: number, what = 'bytes'): Uint8Array {
+    this.need(n, what);
+    const out = this.bytes.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  /** Length-prefixed (varint) bytes with a maximum length. */
+  lenBytes(max: number, what = 'bytes'): Uint8Array {
+    const n = this.varint(`${what} length`);
+    if (n > max) throw new WireError('bad-length', `${what}: ${n} > ${max}`);
+    return this.bytesN(n, what);
+  }
+
+  /** Length-prefixed strict UTF-8 text, at most maxBytes long. */
+  text(maxBytes: number, what = 'text'): string {
+    const b = this.lenBytes(maxBytes, what);
+    const s = utf8Text(b);
+    if (s === null) throw new WireError('bad-utf8', what);
+    return s;
+  }
+
+  rest(): Uint8Array {
+    const out = this.bytes.subarray(this.pos);
+    this.pos = this.bytes.length;
+    return out;
+  }
+}
+
+export function varintSize(v: number): number {
+  if (v < 0x40) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x4000_0000) return 4;
+  return 8;
+}
+
+export class Writer {
+  private buf: Uint8Array;
+  private view: DataView;
+  private pos = 0;
+
+  constructor(initial = 256) {
+    this.buf = new Uint8Array(initial);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  get length(): number {
+    return this.pos;
+  }
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(v: number): this {
+    this.room(1);
+    this.view.setUint8(this.pos++, v);
+    return this;
+  }
+
+  u16(v: number): this {
+    this.room(2);
+    this.view.setUint16(this.pos, v);
+    this.pos += 2;
+    return this;
+  }
+
+  u32(v: number): this {
+    this.room(4);
+    this.view.setUint32(this.pos, v);
+    this.pos += 4;
+    return this;
+  }
+
+  u64(v: number): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 out of range: ${v}`);
+    this.room(8);
+    this.view.setUint32(this.pos, Math.floor(v / 0x1_0000_0000));
+    this.view.setUint32(this.pos + 4, v >>> 0);
+    this.pos += 8;
+    return this;
+  }
+
+  varint(v: number): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of range: ${v}`);
+    const n = varintSize(v);
+    this.room(n);
+    if (n === 1) {
+      this.view.setUint8(this.pos, v);
+    } else if (n === 2) {
+      this.view.setUint16(this.pos, v | 0x4000);
+    } else if (n === 4) {
+      this.view.setUint32(this.pos, (v | 0x8000_0000) >>> 0);
+    } else {
+      this.view.setUint32(this.pos, (Math.floor(v / 0x1_0000_0000) | 0xc000_0000) >>> 0);
+      this.view.setUint32(this.pos + 4, v >>> 0);
+    }
+    this.pos += n;
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+    return this;
+  }
+
+  lenBytes(b: Uint8Array): this {
+    return this.varint(b.length).bytes(b);
+  }
+
+  text(s: string): this {
+    return this.lenBytes(utf8Bytes(s));
+  }
+
+  zeros(n: number): this {
+    this.room(n);
+    this.buf.fill(0, this.pos, this.pos + n);
+    this.pos += n;
+    return this;
+  }
+
+  /** The written bytes (a copy-free view; the writer must not be reused after). */
+  finish(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+}

@@ -93,6 +93,8 @@ export const REKEY_AFTER_MS = 10 * 60_000;
 export const REPLAY_WINDOW_PACKETS = 2048;
 /** Handshakes (cookie-validated hellos) accepted per source IP per second. */
 export const HANDSHAKES_PER_IP_PER_SEC = 20;
+/** Source IPs whose handshake rate is tracked at once; bounds that table under a handshake storm. */
+export const HANDSHAKE_BUCKETS_MAX = 65_536;
 /** Live sessions per source IP. */
 export const SESSIONS_PER_IP = 64;
 /** Total sessions per server: bounds memory (see docs/PROTOCOL.md for the per-session bound). */

@@ -1,0 +1,232 @@
+// Codec properties: decode(encode(x)) == x, and arbitrary or mutated bytes never crash the decoder nor
+// decode to an invalid value.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  decodeClientMsg,
+  decodeServerMsg,
+  encodeClientMsg,
+  encodeServerMsg,
+  ErrorCode,
+  LeaveReason,
+  type ClientMsg,
+  type ServerMsg,
+} from '../src/wire/message.js';
+import {
+  decodePacket,
+  encodeCookie,
+  encodeHello,
+  encodeHsFinish,
+  encodeHsReply,
+  encodeReset,
+  isObrolDatagram,
+  writeDataHeader,
+  DATA_HEADER_LEN,
+  ResetCode,
+  type Packet,
+} from '../src/wire/packet.js';
+import { Reader, Writer, WireError, utf8Bytes } from '../src/wire/buf.js';
+import { HELLO_PADDED_SIZE, MESSAGE_MAX_BYTES, NAME_MAX_CHARS, SHORT_TEXT_MAX_BYTES } from '../src/limits.js';
+
+const text = (maxLength: number) => fc.string({ unit: 'binary', maxLength });
+const u64 = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+const varint = fc.oneof(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 2 ** 30 }), u64);
+const errorCode = fc.constantFrom(...Object.values(ErrorCode));
+const ref = fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: null });
+
+const clientMsg: fc.Arbitrary<ClientMsg> = fc.oneof(
+  fc.record({ type: fc.constant('hello' as const), name: text(NAME_MAX_CHARS) }),
+  fc.record({ type: fc.constant('say' as const), ref: varint, room: text(20), body: text(300), action: fc.boolean() }),
+  fc.record({ type: fc.constant('quit' as const), reason: text(50) }),
+);
+
+const serverMsg: fc.Arbitrary<ServerMsg> = fc.oneof(
+  fc.record({
+    type: fc.constant('welcome' as const),
+    name: text(NAME_MAX_CHARS),
+    messageMax: varint,
+    floodBurst: varint,
+    floodRate: varint,
+    serverTime: u64,
+  }),
+  fc.record({ type: fc.constant('rejected' as const), code: errorCode, reason: text(80) }),
+  fc.record({ type: fc.constant('joined' as const), room: text(20), name: text(NAME_MAX_CHARS), ts: u64 }),
+  fc.record({
+    type: fc.constant('left' as const),
+    room: text(20),
+    name: text(NAME_MAX_CHARS),
+    why: fc.constantFrom(...Object.values(LeaveReason)),
+    reason: text(40),
+    ts: u64,
+  }),
+  fc.record({
+    type: fc.constant('message' as const),
+    room: text(20),
+    id: varint,
+    ts: u64,
+    from: text(NAME_MAX_CHARS),
+    body: text(300),
+    action: fc.boolean(),
+    ref,
+  }),
+  fc.record({ type: fc.constant('error' as const), code: errorCode, text: text(80), ref }),
+);
+
+const cid = fc.uint8Array({ minLength: 8, maxLength: 8 });
+const packet: fc.Arbitrary<{ bytes: Uint8Array; want: Partial<Packet> }> = fc.oneof(
+  fc.tuple(cid, fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 200 })).map(([c, k, n]) => ({
+    bytes: encodeHello(c, k, n),
+    want: { type: 'hello', version: 1, cid: c, cookie: k, noise: n },
+  })),
+  fc.tuple(cid, fc.uint8Array({ maxLength: 64 })).map(([c, k]) => ({
+    bytes: encodeCookie(c, k),
+    want: { type: 'cookie', version: 1, cid: c, cookie: k },
+  })),
+  fc.tuple(cid, cid, fc.uint8Array({ maxLength: 300 })).map(([c, s, n]) => ({
+    bytes: encodeHsReply(c, s, n),
+    want: { type: 'hs-reply', version: 1, clientCid: c, serverCid: s, noise: n },
+  })),
+  fc.tuple(cid, fc.uint8Array({ maxLength: 300 })).map(([c, n]) => ({
+    bytes: encodeHsFinish(c, n),
+    want: { type: 'hs-finish', version: 1, cid: c, noise: n },
+  })),
+  fc.tuple(cid, fc.constantFrom(...Object.values(ResetCode))).map(([c, code]) => ({
+    bytes: encodeReset(c, code),
+    want: { type: 'reset', version: 1, cid: c, code },
+  })),
+  fc.tuple(cid, fc.constantFrom(0 as const, 1 as const), fc.integer({ min: 0, max: 0xffffffff }), fc.uint8Array({ minLength: 16, maxLength: 300 })).map(
+    ([c, phase, pn, sealed]) => {
+      const bytes = new Uint8Array(DATA_HEADER_LEN + sealed.length);
+      writeDataHeader(bytes, phase, c, pn);
+      bytes.set(sealed, DATA_HEADER_LEN);
+      return { bytes, want: { type: 'data', keyPhase: phase, cid: c, pn, sealed } };
+    },
+  ),
+);
+
+/** Everything a decoded value must satisfy, whatever bytes it came from. */
+function assertValidText(s: string, maxBytes: number): void {
+  assert.equal(typeof s, 'string');
+  assert.ok(utf8Bytes(s).length <= maxBytes, 'text within its limit');
+  assert.ok(!/[\ud800-\udfff]/u.test(s), 'no lone surrogates');
+}
+
+function assertValidServerMsg(m: ServerMsg): void {
+  switch (m.type) {
+    case 'message':
+      assertValidText(m.body, MESSAGE_MAX_BYTES);
+      assert.ok(Number.isSafeInteger(m.id) && m.id >= 0);
+      assert.ok(m.ref === null || (Number.isSafeInteger(m.ref) && m.ref >= 0));
+      break;
+    case 'error':
+    case 'rejected':
+      assert.ok(Object.values(ErrorCode).includes(m.code));
+      assertValidText(m.type === 'error' ? m.text : m.reason, SHORT_TEXT_MAX_BYTES);
+      break;
+    case 'left':
+      assert.ok(Object.values(LeaveReason).includes(m.why));
+      break;
+    default:
+      break;
+  }
+}
+
+test('varints round-trip at every length boundary', () => {
+  for (const v of [0, 63, 64, 16383, 16384, 2 ** 30 - 1, 2 ** 30, Number.MAX_SAFE_INTEGER]) {
+    const bytes = new Writer().varint(v).finish();
+    assert.equal(new Reader(bytes).varint(), v);
+  }
+  assert.throws(() => new Reader(new Uint8Array([0x40])).varint(), WireError);
+});
+
+test('client messages round-trip', () => {
+  fc.assert(fc.property(clientMsg, (m) => assert.deepEqual(decodeClientMsg(encodeClientMsg(m)), { ok: true, value: { ...m } })));
+});
+
+test('server messages round-trip', () => {
+  fc.assert(fc.property(serverMsg, (m) => assert.deepEqual(decodeServerMsg(encodeServerMsg(m)), { ok: true, value: { ...m } })));
+});
+
+test('random bytes never crash the message decoders and never decode to invalid values', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 400 }), (b) => {
+      const c = decodeClientMsg(b);
+      if (c.ok && c.value.type === 'say') assertValidText(c.value.body, MESSAGE_MAX_BYTES);
+      const s = decodeServerMsg(b);
+      if (s.ok) assertValidServerMsg(s.value);
+    }),
+    { numRuns: 5000 },
+  );
+});
+
+test('mutated messages never crash the decoder and stay valid', () => {
+  fc.assert(
+    fc.property(serverMsg, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat({ max: 8 }), (m, pos, byte, cut) => {
+      const b = encodeServerMsg(m).slice();
+      b[pos % b.length] = byte;
+      const d = decodeServerMsg(b.subarray(0, Math.max(0, b.length - cut)));
+      if (d.ok) assertValidServerMsg(d.value);
+    }),
+    { numRuns: 5000 },
+  );
+});
+
+test('invalid UTF-8 text is refused with bad-utf8', () => {
+  // say with body = [0xC0 0xAF] (an overlong '/')
+  const bytes = new Writer().u8(0x02).varint(1).text('#lobby').lenBytes(new Uint8Array([0xc0, 0xaf])).u8(0).finish();
+  const d = decodeClientMsg(bytes);
+  assert.equal(d.ok, false);
+  if (!d.ok) assert.equal(d.error.code, 'bad-utf8');
+});
+
+test('a message over the size limit is refused, not cut', () => {
+  const body = 'x'.repeat(MESSAGE_MAX_BYTES + 1);
+  const d = decodeClientMsg(encodeClientMsg({ type: 'say', ref: 0, room: '#lobby', body, action: false }));
+  assert.equal(d.ok, false);
+  if (!d.ok) assert.equal(d.error.code, 'bad-length');
+});
+
+test('packets round-trip and every obrol packet starts with a byte that cannot start UTF-8', () => {
+  fc.assert(
+    fc.property(packet, ({ bytes, want }) => {
+      assert.ok(bytes[0]! >= 0xf5, 'first byte in 0xF5..0xFF');
+      assert.ok(isObrolDatagram(bytes));
+      const d = decodePacket(bytes);
+      assert.ok(d.ok, d.ok ? '' : d.error.message);
+      for (const [k, v] of Object.entries(want)) assert.deepEqual((d.value as Record<string, unknown>)[k], v, k);
+    }),
+  );
+});
+
+test('HELLO is always padded to exactly the padded size, and other sizes are refused', () => {
+  const h = encodeHello(new Uint8Array(8), new Uint8Array(20), new Uint8Array(32));
+  assert.equal(h.length, HELLO_PADDED_SIZE);
+  assert.equal(decodePacket(h.subarray(0, HELLO_PADDED_SIZE - 1)).ok, false);
+  const bigger = new Uint8Array(HELLO_PADDED_SIZE + 1);
+  bigger.set(h);
+  assert.equal(decodePacket(bigger).ok, false);
+});
+
+test('random and mutated packets never crash the decoder', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 1300 }), (b) => {
+      decodePacket(b);
+    }),
+    { numRuns: 5000 },
+  );
+  fc.assert(
+    fc.property(packet, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat({ max: 20 }), ({ bytes }, pos, byte, cut) => {
+      const b = bytes.slice();
+      b[pos % b.length] = byte;
+      const d = decodePacket(b.subarray(0, Math.max(0, b.length - cut)));
+      if (d.ok && d.value.type === 'data') assert.ok(d.value.sealed.length >= 16);
+      if (d.ok && d.value.type === 'hello') assert.equal(d.value.cid.length, 8);
+    }),
+    { numRuns: 5000 },
+  );
+});
+
+test('no valid UTF-8 text is mistaken for an obrol packet', () => {
+  fc.assert(fc.property(fc.string({ unit: 'binary', minLength: 1 }), (s) => assert.equal(isObrolDatagram(utf8Bytes(s)), false)));
+});

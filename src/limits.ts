@@ -74,6 +74,10 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 /** Client's reconnect backoff: first delay, cap. */
 export const RECONNECT_MIN_MS = 250;
 export const RECONNECT_MAX_MS = 10_000;
+/** The client reports the server unresponsive after this long without an answer to pending messages. */
+export const STALL_AFTER_MS = 3_000;
+/** How long `/quit` waits for the server to confirm the goodbye before closing anyway. */
+export const QUIT_WAIT_MS = 2_000;
 /** Line mode: at end of input, how long to wait for the server to acknowledge everything sent. */
 export const DRAIN_TIMEOUT_MS = 15_000;
 /** How long a closing session keeps answering retransmitted CLOSE, so the peer learns of it. */
@@ -97,11 +101,22 @@ export const HANDSHAKES_PER_IP_PER_SEC = 20;
 export const HANDSHAKE_BUCKETS_MAX = 65_536;
 /** Live sessions per source IP. */
 export const SESSIONS_PER_IP = 64;
+/** Echoes remembered per client key, so a message resent after a reconnect is not posted twice. */
+export const RESEND_MEMORY_REFS = 256;
+/** Client keys whose recent echoes are remembered (least recently active forgotten first). */
+export const RESEND_MEMORY_IDENTITIES = 10_000;
 /** Total sessions per server: bounds memory (see docs/PROTOCOL.md for the per-session bound). */
 export const MAX_SESSIONS = 200_000;
 /** Flood control per session: bucket size (messages) and refill rate (messages per second). */
 export const FLOOD_BURST = 20;
 export const FLOOD_RATE_PER_SEC = 10;
+
+// ---- Impairment proxy -------------------------------------------------------------------------
+
+/** The proxy forgets a client address after this long without traffic. */
+export const PROXY_IDLE_MS = 60_000;
+/** Client addresses the proxy maps at once (each holds an upstream socket); the least recently active goes first. */
+export const PROXY_MAX_MAPPINGS = 1024;
 
 // ---- Legacy (original protocol) ---------------------------------------------------------------
 
@@ -109,6 +124,19 @@ export const FLOOD_RATE_PER_SEC = 10;
 export const LEGACY_DATAGRAM_MAX = 1024;
 /** A silent legacy client is forgotten after this long (it has no way to say goodbye). */
 export const LEGACY_IDLE_MS = 10 * 60_000;
+/** Most legacy clients at once: each is unauthenticated and costs one plaintext datagram per broadcast. */
+export const LEGACY_MAX_CLIENTS = 1024;
+/** Legacy clients registered from one IP: caps the lobby traffic that spoofed registrations can aim at one host. */
+export const LEGACY_CLIENTS_PER_IP = 16;
+/** Per-address guard on legacy datagrams, above FLOOD_BURST/FLOOD_RATE_PER_SEC so the chat's own "slow down" shows first. */
+export const LEGACY_RATE_BURST = 40;
+export const LEGACY_RATE_PER_SEC = 20;
+/** Unregistered legacy addresses whose rate is tracked at once; the least recently heard is forgotten first. */
+export const LEGACY_RATE_BUCKETS_MAX = 65_536;
+/** Legacy client (`obrol join --legacy`): the original server answers a name at once, so wait this long at most. */
+export const LEGACY_CONNECT_TIMEOUT_MS = 5_000;
+/** Interactive `obrol join --legacy`: name attempts after "taken" before giving up (bounds the prompt loop). */
+export const LEGACY_NAME_ATTEMPTS = 10;
 
 // ---- History -------------------------------------------------------------------------------------
 

@@ -1,0 +1,296 @@
+// `obrol join`: connect and chat. On a terminal, a simple interactive prompt; otherwise line mode:
+// each input line is a message (or a /command), each event one line on stdout (or JSON with --json).
+
+import { createInterface, type Interface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { CONNECT_TIMEOUT_MS, DEFAULT_MTU, DRAIN_TIMEOUT_MS, LEGACY_CONNECT_TIMEOUT_MS, LEGACY_NAME_ATTEMPTS, MAX_MTU, MIN_MTU } from '../limits.js';
+import { ObrolClient, ObrolClientError, type ChatEvent } from '../client/client.js';
+import { LegacyClient, type ChatClient } from '../client/legacy-client.js';
+import { ErrorCode } from '../wire/message.js';
+import { formatJson, formatLine } from './format.js';
+import { intOption, UsageError } from './options.js';
+import { parseHostPort, parseTarget } from './target.js';
+
+export const JOIN_USAGE = `usage: obrol join NAME@HOST[:PORT] [--json] [--fingerprint FP] [--mtu N] [--timeout SECONDS]
+       obrol join --name NAME --server HOST[:PORT] ...
+       obrol join --legacy NAME@HOST[:PORT] [--json] [--timeout SECONDS]
+
+  --json              print one JSON object per event (line mode)
+  --fingerprint FP    the server key fingerprint you expect (as printed by obrol serve);
+                      required to match on first contact, pinned afterwards
+  --mtu N             largest UDP payload to send, ${MIN_MTU}..${MAX_MTU} (default ${DEFAULT_MTU})
+  --timeout S         give up connecting after S seconds (default ${CONNECT_TIMEOUT_MS / 1000})
+  --legacy            talk to an ORIGINAL plain-text chat server: no encryption, no
+                      confirmations, one room; messages up to 1024 bytes
+
+On a terminal you get a prompt; otherwise every input line is sent as a message, and every
+event is printed as one line: "alice: hi", "bob has joined the chat".`;
+
+export const COMMAND_HELP = `commands:
+  /me ACTION        send an action line: * you ACTION
+  /quit [MESSAGE]   leave (the room sees MESSAGE)
+  /help             this list
+  //text            send a line that starts with a slash`;
+
+/** Exit codes: 0 ok, 1 connection or delivery failure, 2 usage error or name rejected. */
+const EXIT_FAILED = 1;
+const EXIT_REJECTED = 2;
+
+type Input = { kind: 'say'; body: string; action: boolean } | { kind: 'quit'; reason: string } | { kind: 'help' } | { kind: 'error'; text: string } | { kind: 'empty' };
+
+/** Parses one input line into what to do with it. */
+export function parseInput(line: string): Input {
+  if (line.length === 0) return { kind: 'empty' };
+  if (!line.startsWith('/') || line.startsWith('//')) return { kind: 'say', body: line.startsWith('//') ? line.slice(1) : line, action: false };
+  const space = line.indexOf(' ');
+  const cmd = (space < 0 ? line : line.slice(0, space)).toLowerCase();
+  const rest = space < 0 ? '' : line.slice(space + 1);
+  switch (cmd) {
+    case '/quit':
+    case '/exit':
+      return { kind: 'quit', reason: rest };
+    case '/help':
+      return { kind: 'help' };
+    case '/me':
+      return rest.trim() === '' ? { kind: 'error', text: '/me needs an action, e.g. /me waves' } : { kind: 'say', body: rest, action: true };
+    default:
+      return { kind: 'error', text: `unknown command ${cmd}; /help lists the commands (start a line with // to send a slash)` };
+  }
+}
+
+export async function joinMain(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      name: { type: 'string' },
+      server: { type: 'string' },
+      json: { type: 'boolean' },
+      fingerprint: { type: 'string' },
+      mtu: { type: 'string' },
+      timeout: { type: 'string' },
+      legacy: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log(JOIN_USAGE);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`join takes one NAME@HOST[:PORT], got ${positionals.length} arguments`);
+  let name = values.name;
+  let host = '127.0.0.1';
+  let port: number | undefined;
+  if (positionals.length === 1) {
+    const t = parseTarget(positionals[0]!);
+    if ('error' in t) throw new UsageError(`${t.error}; write it as NAME@HOST[:PORT], e.g. alice@127.0.0.1`);
+    ({ host, port } = t);
+    name ??= t.name;
+  }
+  if (values.server !== undefined) {
+    const hp = parseHostPort(values.server);
+    if ('error' in hp) throw new UsageError(`--server: ${hp.error}`);
+    ({ host, port } = hp);
+  }
+  if (name === undefined) throw new UsageError('who are you? give NAME@HOST or --name NAME');
+  const mtu = intOption('--mtu', values.mtu, DEFAULT_MTU, MIN_MTU, MAX_MTU);
+  const legacy = values.legacy === true;
+  if (legacy && (values.fingerprint !== undefined || values.mtu !== undefined)) {
+    throw new UsageError('--fingerprint and --mtu do not apply to --legacy: the original protocol has no server key and sends plain datagrams');
+  }
+  const timeout = intOption('--timeout', values.timeout, (legacy ? LEGACY_CONNECT_TIMEOUT_MS : CONNECT_TIMEOUT_MS) / 1000, 1, 3600);
+
+  const client: ChatClient = legacy
+    ? new LegacyClient({ name, host, port, connectTimeoutMs: timeout * 1000 })
+    : new ObrolClient({ name, host, port, fingerprint: values.fingerprint, mtu, connectTimeoutMs: timeout * 1000 });
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
+  return interactive ? runInteractive(client) : runLineMode(client, values.json === true);
+}
+
+function describeFailure(e: unknown, client: ChatClient): { code: number; text: string } {
+  const server = client.server;
+  if (client instanceof LegacyClient && e instanceof ObrolClientError && e.kind === 'unreachable') {
+    return { code: EXIT_FAILED, text: `cannot join the original chat server at ${server}: ${e.message}` };
+  }
+  if (e instanceof ObrolClientError) {
+    switch (e.kind) {
+      case 'rejected':
+        return { code: EXIT_REJECTED, text: `name rejected: ${e.message}` };
+      case 'unreachable':
+        return { code: EXIT_FAILED, text: `cannot reach an obrol server at ${server}: ${e.message}. Is \`obrol serve\` running there, and is the port right?` };
+      case 'server-key':
+        return { code: EXIT_FAILED, text: e.message };
+      default:
+        return { code: EXIT_FAILED, text: `${e.kind}: ${e.message}` };
+    }
+  }
+  return { code: EXIT_FAILED, text: String(e) };
+}
+
+/** Scripts and bots: stdin lines in, one event per stdout line out. */
+async function runLineMode(client: ChatClient, json: boolean): Promise<number> {
+  const out = (s: string): void => void process.stdout.write(s + '\n');
+  const err = (s: string): void => void process.stderr.write(`obrol: ${s}\n`);
+  let closedUnexpectedly: string | null = null;
+  let quitting = false;
+  client.on((ev: ChatEvent) => {
+    const line = json ? formatJson(ev) : formatLine(ev);
+    if (line !== null) out(line);
+    if (ev.type === 'error' && !json) err(`error: ${ev.text}`);
+    if (ev.type === 'closed' && !quitting && ev.kind !== 'rejected') closedUnexpectedly = ev.reason;
+  });
+
+  let failed = 0;
+  const sends: Promise<unknown>[] = [];
+  let quitReason = '';
+  const connecting = client.connect();
+
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const reading = (async () => {
+    for await (const raw of rl) {
+      const input = parseInput(raw);
+      if (input.kind === 'quit') {
+        quitReason = input.reason;
+        break;
+      }
+      if (input.kind === 'help') err(COMMAND_HELP);
+      else if (input.kind === 'error') err(input.text);
+      else if (input.kind === 'empty') err('skipped an empty line: there is nothing to send');
+      else
+        sends.push(
+          client.say(input.body, { action: input.action }).catch((e: Error) => {
+            failed++;
+            // A server refusal was already printed from its error event.
+            if (!(e instanceof ObrolClientError && e.kind === 'refused')) err(`not sent: ${e.message}`);
+          }),
+        );
+    }
+  })();
+
+  try {
+    await connecting;
+  } catch (e) {
+    rl.close();
+    process.stdin.destroy();
+    client.close(); // a LegacyClient keeps its socket after a taken name, for a retry
+    const f = describeFailure(e, client);
+    err(f.text);
+    return f.code;
+  }
+  await reading;
+  rl.close();
+  process.stdin.destroy();
+
+  const drained = await client.drain(DRAIN_TIMEOUT_MS);
+  await Promise.allSettled(sends);
+  if (closedUnexpectedly !== null) {
+    err(`disconnected: ${closedUnexpectedly}`);
+    return EXIT_FAILED;
+  }
+  if (!drained) {
+    err(`${client.pending} message(s) were not confirmed by the server within ${DRAIN_TIMEOUT_MS / 1000} s`);
+    client.close();
+    return EXIT_FAILED;
+  }
+  quitting = true;
+  await client.quit(quitReason);
+  if (failed > 0) {
+    err(`${failed} message(s) were refused; see the errors above`);
+    return EXIT_FAILED;
+  }
+  return 0;
+}
+
+/** A simple prompt for people; the full-screen client replaces it. */
+async function runInteractive(client: ChatClient): Promise<number> {
+  const rl: Interface = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+  const show = (s: string): void => {
+    process.stdout.write(`\r\x1b[K${s}\n`);
+    rl.prompt(true);
+  };
+  let quitting = false;
+  let exitCode = 0;
+  const done = new Promise<void>((resolve) => {
+    client.on((ev) => {
+      const time = 'ts' in ev ? new Date(ev.ts).toTimeString().slice(0, 5) + ' ' : '';
+      const line = formatLine(ev);
+      if (line !== null) show(time + line);
+      else if (ev.type === 'error') show(`! ${ev.text}`);
+      else if (ev.type === 'connected') {
+        show(`* connected to ${ev.server}, server key ${ev.fingerprint}${ev.pinned === 'new' ? ' (new: pinned for next time)' : ''}`);
+      } else if (ev.type === 'closed') {
+        if (!quitting) {
+          show(`* disconnected: ${ev.reason}`);
+          exitCode = ev.kind === 'rejected' ? EXIT_REJECTED : EXIT_FAILED;
+        }
+        resolve();
+      }
+    });
+  });
+  show(client instanceof LegacyClient ? '* connecting to an original chat server (plain text: not encrypted, not authenticated)…' : '* connecting…');
+  try {
+    const name = await connectInteractive(client, rl);
+    rl.setPrompt(`[${name}] `);
+    rl.prompt();
+  } catch (e) {
+    rl.close();
+    client.close();
+    const f = describeFailure(e, client);
+    process.stderr.write(`obrol: ${f.text}\n`);
+    return f.code;
+  }
+  rl.on('line', (raw) => {
+    const input = parseInput(raw);
+    if (input.kind === 'quit') {
+      quitting = true;
+      void client.quit(input.reason);
+    } else if (input.kind === 'help') show(COMMAND_HELP);
+    else if (input.kind === 'error') show(`! ${input.text}`);
+    else if (input.kind === 'say') client.say(input.body, { action: input.action }).catch((e: Error) => show(`! not sent: ${e.message}`));
+    rl.prompt(true);
+  });
+  let interrupts = 0;
+  rl.on('SIGINT', () => {
+    if (++interrupts >= 2) {
+      quitting = true;
+      void client.quit('');
+    } else show('* press Ctrl+C again or type /quit to leave');
+  });
+  rl.on('close', () => {
+    quitting = true;
+    void client.quit('');
+  });
+  await done;
+  rl.close();
+  return exitCode;
+}
+
+/** Connects; an original server's "name taken" asks at the prompt for another name, as the original client did. */
+async function connectInteractive(client: ChatClient, rl: Interface): Promise<string> {
+  if (!(client instanceof LegacyClient)) return client.connect();
+  let next: string | undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.connect(next);
+    } catch (e) {
+      if (!(e instanceof ObrolClientError && e.code === ErrorCode.NameTaken) || attempt >= LEGACY_NAME_ATTEMPTS) throw e;
+      process.stdout.write(`\r\x1b[K* ${e.message}\n`);
+      const answer = await ask(rl, 'another name: ');
+      if (answer === null || answer.trim() === '') throw e;
+      next = answer.trim();
+    }
+  }
+}
+
+/** One answer from the prompt, or null when input ends first. */
+function ask(rl: Interface, query: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const onClose = (): void => resolve(null);
+    rl.once('close', onClose);
+    rl.question(query, (answer) => {
+      rl.off('close', onClose);
+      resolve(answer);
+    });
+  });
+}

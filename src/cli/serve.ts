@@ -1,0 +1,84 @@
+// `obrol serve`: run a server until SIGINT/SIGTERM.
+import { parseArgs } from 'node:util';
+import { DEFAULT_MTU, DEFAULT_PORT, FLOOD_BURST, FLOOD_RATE_PER_SEC, IDLE_TIMEOUT_MS, LEGACY_IDLE_MS, MAX_MTU, MIN_MTU } from '../limits.js';
+import { ObrolServer } from '../server/server.js';
+import { formatAddr } from '../session/address.js';
+import { defaultDataDir } from './paths.js';
+import { intOption, UsageError } from './options.js';
+
+export const SERVE_USAGE = `usage: obrol serve [--host H] [--port P] [--data DIR] [--mtu N]
+                   [--flood-burst N] [--flood-rate N] [--idle-timeout SECONDS]
+                   [--legacy [--legacy-idle SECONDS]]
+
+  --host H            address to listen on (default 0.0.0.0; use :: for IPv6)
+  --port P            UDP port (default ${DEFAULT_PORT})
+  --data DIR          data directory: the server key lives here
+                      (default $OBROL_DATA_DIR, else $XDG_DATA_HOME/obrol, else ~/.local/share/obrol)
+  --mtu N             largest UDP payload to send, ${MIN_MTU}..${MAX_MTU} (default ${DEFAULT_MTU})
+  --flood-burst N     messages a client may send at once (default ${FLOOD_BURST})
+  --flood-rate N      messages per second a client may sustain (default ${FLOOD_RATE_PER_SEC})
+  --idle-timeout S    end a session after S seconds of silence (default ${IDLE_TIMEOUT_MS / 1000})
+  --legacy            also speak the original plain-text protocol on the same port, so original
+                      clients can chat in #lobby. Off by default: it is NOT encrypted or
+                      authenticated (anyone can send as any legacy name from any address)
+  --legacy-idle S     forget a legacy client after S seconds of silence (default ${LEGACY_IDLE_MS / 1000})`;
+
+export async function serveMain(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      data: { type: 'string' },
+      mtu: { type: 'string' },
+      'flood-burst': { type: 'string' },
+      'flood-rate': { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      legacy: { type: 'boolean' },
+      'legacy-idle': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(SERVE_USAGE);
+    return 0;
+  }
+  const port = intOption('--port', values.port, DEFAULT_PORT, 0, 65535);
+  const mtu = intOption('--mtu', values.mtu, DEFAULT_MTU, MIN_MTU, MAX_MTU);
+  const floodBurst = intOption('--flood-burst', values['flood-burst'], FLOOD_BURST, 1, 1_000_000);
+  const floodRate = intOption('--flood-rate', values['flood-rate'], FLOOD_RATE_PER_SEC, 1, 1_000_000);
+  const idle = intOption('--idle-timeout', values['idle-timeout'], IDLE_TIMEOUT_MS / 1000, 1, 86_400);
+  const dataDir = values.data ?? defaultDataDir();
+  const legacy = values.legacy === true;
+  if (!legacy && values['legacy-idle'] !== undefined) throw new UsageError('--legacy-idle needs --legacy');
+  const legacyIdle = intOption('--legacy-idle', values['legacy-idle'], LEGACY_IDLE_MS / 1000, 1, 86_400);
+
+  let server: ObrolServer;
+  try {
+    server = await ObrolServer.start({
+      host: values.host,
+      port,
+      dataDir,
+      endpoint: { mtu, idleTimeoutMs: idle * 1000 },
+      chatLimits: { floodBurst, floodRate },
+      legacy: legacy ? { idleMs: legacyIdle * 1000 } : undefined,
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new UsageError(`port ${port} is already in use; stop the other server or pick another --port`, 1);
+    if (err.code === 'EADDRNOTAVAIL') throw new UsageError(`cannot listen on ${values.host}: no such local address`, 1);
+    throw e;
+  }
+  console.log(`obrol: listening on udp ${formatAddr(server.address())}, server key ${server.fingerprint}, data in ${dataDir}`);
+  if (legacy) console.log(`obrol: legacy plain-text protocol on, same port: unencrypted and unauthenticated; silent legacy clients leave after ${legacyIdle} s`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await server.close();
+  console.log('obrol: stopped');
+  return 0;
+}

@@ -1,0 +1,299 @@
+// The server shell: one UDP socket, one timer, and the glue between the sans-I/O session endpoint
+// and the sans-I/O chat core. Everything that can be decided without I/O is decided in those two.
+
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_PORT, MAX_DATAGRAM, MAX_STREAMS } from '../limits.js';
+import { fingerprint, type KeyPair } from '../crypto/noise.js';
+import { loadOrCreateKeyPair } from '../crypto/keystore.js';
+import { ServerEndpoint, type ServerEndpointOptions, type SessionId } from '../session/server-endpoint.js';
+import type { Address } from '../session/address.js';
+import { ChatCore } from '../chat/core.js';
+import { MemoryHub } from '../chat/hub.js';
+import { MemoryNameRegistry } from '../chat/registry.js';
+import {
+  decodeClientMsg,
+  encodeServerMsg,
+  ErrorCode,
+  LeaveReason,
+  type ServerMsg,
+} from '../wire/message.js';
+import { isObrolDatagram } from '../wire/packet.js';
+import { CloseCode } from '../session/close-codes.js';
+import { LegacyGateway, type LegacyStats } from '../legacy/gateway.js';
+
+export interface ServerOptions {
+  host?: string;
+  port?: number;
+  /** Where the server keeps its static key (and, later, history). */
+  dataDir: string;
+  /** Overrides of endpoint limits (tests use small ones). */
+  endpoint?: Partial<Omit<ServerEndpointOptions, 'staticKey' | 'random' | 'now'>>;
+  chatLimits?: { messageMax?: number; floodBurst?: number; floodRate?: number };
+  /** For tests: a fixed key instead of the data dir's. */
+  staticKey?: KeyPair;
+  /** Also speak the original plain-text protocol on the same port (off by default: it is unauthenticated). */
+  legacy?: { idleMs?: number };
+}
+
+export interface ServerCounters {
+  datagramsIn: number;
+  datagramsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  notObrol: number;
+  badMessages: number;
+  internalErrors: number;
+}
+
+/** Streams are per session: stream 0 carries control messages, each room gets its own. */
+class StreamMap {
+  private readonly bySession = new Map<SessionId, Map<string, number>>();
+
+  streamFor(sid: SessionId, room: string): number {
+    let m = this.bySession.get(sid);
+    if (!m) this.bySession.set(sid, (m = new Map()));
+    const key = room.toLowerCase();
+    let s = m.get(key);
+    if (s === undefined) {
+      // Stream ids are never reused within a session; past MAX_STREAMS rooms share the last one.
+      s = Math.min(m.size + 1, MAX_STREAMS - 1);
+      m.set(key, s);
+    }
+    return s;
+  }
+
+  forget(sid: SessionId): void {
+    this.bySession.delete(sid);
+  }
+}
+
+export class ObrolServer {
+  private readonly socket: dgram.Socket;
+  private readonly endpoint: ServerEndpoint;
+  readonly chat: ChatCore;
+  /** Original-protocol clients, as chat sessions with negative ids; null unless enabled. */
+  private readonly legacy: LegacyGateway | null;
+  private readonly streams = new StreamMap();
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt: number | null = null;
+  private closed = false;
+  readonly counters: ServerCounters = {
+    datagramsIn: 0,
+    datagramsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    notObrol: 0,
+    badMessages: 0,
+    internalErrors: 0,
+  };
+  readonly fingerprint: string;
+
+  private constructor(
+    socket: dgram.Socket,
+    readonly staticKey: KeyPair,
+    opts: ServerOptions,
+  ) {
+    this.socket = socket;
+    this.fingerprint = fingerprint(staticKey.publicKey);
+    this.endpoint = new ServerEndpoint({
+      ...opts.endpoint,
+      staticKey,
+      random: (n) => new Uint8Array(randomBytes(n)),
+      now: monoNow(),
+    });
+    const deliver = (to: SessionId, msg: ServerMsg): void => this.deliver(to, msg);
+    this.chat = new ChatCore({
+      hub: new MemoryHub(deliver),
+      registry: new MemoryNameRegistry(),
+      deliver,
+      limits: opts.chatLimits,
+    });
+    // The gateway runs on the endpoint's monotonic clock; the chat core stamps wall-clock time.
+    this.legacy = opts.legacy ? new LegacyGateway(this.chat, { idleMs: opts.legacy.idleMs, chatTime: () => Date.now() }) : null;
+    socket.on('message', (msg, rinfo) => this.onDatagram(msg, { address: rinfo.address, port: rinfo.port }));
+  }
+
+  static async start(opts: ServerOptions): Promise<ObrolServer> {
+    const staticKey = opts.staticKey ?? loadOrCreateKeyPair(join(opts.dataDir, 'server.key'));
+    const host = opts.host ?? '0.0.0.0';
+    const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(opts.port ?? DEFAULT_PORT, host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const server = new ObrolServer(socket, staticKey, opts);
+    socket.on('error', () => {
+      server.counters.internalErrors++; // e.g. ICMP unreachable surfacing as a send error: never fatal
+    });
+    return server;
+  }
+
+  address(): Address {
+    const a = this.socket.address();
+    return { address: a.address, port: a.port };
+  }
+
+  get sessionCount(): number {
+    return this.endpoint.sessionCount;
+  }
+
+  get drops(): ReadonlyMap<string, number> {
+    return this.endpoint.drops;
+  }
+
+  get unvalidatedBytes(): { received: number; sent: number } {
+    return this.endpoint.unvalidated;
+  }
+
+  get legacyStats(): Readonly<LegacyStats> | null {
+    return this.legacy?.stats ?? null;
+  }
+
+  private onDatagram(msg: Buffer, from: Address): void {
+    this.counters.datagramsIn++;
+    this.counters.bytesIn += msg.length;
+    try {
+      const bytes = new Uint8Array(msg.buffer, msg.byteOffset, Math.min(msg.length, MAX_DATAGRAM));
+      if (isObrolDatagram(bytes)) {
+        this.endpoint.handleDatagram(monoNow(), from, bytes);
+      } else if (this.legacy) {
+        this.legacy.handleDatagram(monoNow(), from, bytes);
+      } else {
+        this.counters.notObrol++;
+      }
+      this.pump();
+    } catch (e) {
+      // A bug must not take the server down for everyone; count it and carry on.
+      this.counters.internalErrors++;
+      if (process.env.OBROL_DEBUG) console.error(e);
+    }
+  }
+
+  /** Runs the chat layer on the endpoint's events, sends what is due, and re-arms the timer. */
+  private pump(): void {
+    const now = monoNow();
+    for (;;) {
+      const ev = this.endpoint.pollEvent(now);
+      if (ev === null) break;
+      switch (ev.type) {
+        case 'session-open':
+          this.onSessionOpen(ev.sid, ev.hello);
+          break;
+        case 'message':
+          this.onMessage(ev.sid, ev.data);
+          break;
+        case 'session-closed': {
+          const why = ev.code === CloseCode.IdleTimeout ? LeaveReason.TimedOut : ev.byPeer ? LeaveReason.Quit : LeaveReason.ConnectionLost;
+          this.chat.disconnect(ev.sid, why, ev.byPeer ? '' : ev.reason, Date.now());
+          this.streams.forget(ev.sid);
+          break;
+        }
+        case 'delivered':
+        case 'migrated':
+          break;
+      }
+    }
+    for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
+    // Bounded by what the chat queued in this pump; each poll removes one.
+    for (let t = this.legacy?.pollTransmit() ?? null; t !== null; t = this.legacy?.pollTransmit() ?? null) this.sendTo(t.to, t.data);
+    this.arm();
+  }
+
+  private onSessionOpen(sid: SessionId, hello: Uint8Array): void {
+    const d = decodeClientMsg(hello);
+    if (!d.ok || d.value.type !== 'hello') {
+      this.counters.badMessages++;
+      this.reject(sid, ErrorCode.BadRequest, 'the first message must be hello');
+      return;
+    }
+    const r = this.chat.connect(sid, d.value.name, Date.now());
+    if (!r.ok) this.reject(sid, r.code, r.reason);
+  }
+
+  private reject(sid: SessionId, code: ErrorCode, reason: string): void {
+    const now = monoNow();
+    this.endpoint.send(now, sid, 0, encodeServerMsg({ type: 'rejected', code, reason }));
+    this.endpoint.close(now, sid, CloseCode.NameRejected, reason);
+  }
+
+  private onMessage(sid: SessionId, data: Uint8Array): void {
+    const d = decodeClientMsg(data);
+    if (!d.ok) {
+      this.counters.badMessages++;
+      this.deliver(sid, { type: 'error', code: ErrorCode.BadRequest, text: `malformed message (${d.error.code})`, ref: null });
+      return;
+    }
+    const now = Date.now();
+    this.chat.handle(sid, d.value, now);
+    if (d.value.type === 'quit') this.endpoint.close(monoNow(), sid, CloseCode.Normal, d.value.reason);
+  }
+
+  private deliver(to: SessionId, msg: ServerMsg): void {
+    if (to < 0) {
+      this.legacy?.deliver(to, msg); // legacy sessions have negative ids
+      return;
+    }
+    const stream = 'room' in msg ? this.streams.streamFor(to, msg.room) : 0;
+    const r = this.endpoint.send(monoNow(), to, stream, encodeServerMsg(msg));
+    if (!r.ok && r.reason === 'buffer-full') {
+      this.endpoint.close(monoNow(), to, CloseCode.TooSlow, 'too slow: the server stopped queueing messages for you');
+    }
+  }
+
+  private sendTo(to: Address, data: Uint8Array): void {
+    this.counters.datagramsOut++;
+    this.counters.bytesOut += data.length;
+    this.socket.send(data, to.port, to.address);
+  }
+
+  private arm(): void {
+    if (this.closed) return;
+    const a = this.endpoint.nextDeadline();
+    const b = this.legacy?.nextDeadline() ?? null;
+    const next = a === null ? b : b === null ? a : Math.min(a, b);
+    if (next === this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = next;
+    if (next === null) return;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, next - monoNow()));
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = null;
+    try {
+      const now = monoNow();
+      this.endpoint.handleTimeout(now);
+      this.legacy?.handleTimeout(now);
+      this.pump();
+    } catch (e) {
+      this.counters.internalErrors++;
+      if (process.env.OBROL_DEBUG) console.error(e);
+      this.arm();
+    }
+  }
+
+  /** Stops the server: tells every client, gives the goodbyes a moment to leave, closes the socket. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const now = monoNow();
+    for (const sid of this.endpoint.sessionIds()) this.endpoint.close(now, sid, CloseCode.ShuttingDown, 'server shutting down');
+    for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** Monotonic milliseconds for the protocol's timers (wall-clock jumps must not fire or stall them). */
+export function monoNow(): number {
+  return performance.now();
+}

@@ -1,0 +1,624 @@
+// The reliability core of a session, sans-I/O: packet numbers, selective acks, RFC 9002 loss detection
+// and probe timeouts, NewReno congestion control, fragmentation and reassembly of messages, in-order
+// exactly-once delivery per stream, keepalive, idle timeout and graceful close.
+//
+// It knows nothing of encryption or headers: the endpoint seals each payload it returns under its packet
+// number, and feeds it each authenticated payload. Simpler than QUIC where chat allows: messages are
+// fragmented once, at send time, into fixed chunks that are retransmitted whole; streams carry messages,
+// not bytes; there is one packet number space.
+//
+// Memory bound per session: the send side holds at most sendBufferMax bytes of unacknowledged message data
+// (SEND_BUFFER_MAX_BYTES, 1 MiB) plus per-packet records for what is in flight (bounded by the congestion
+// window); the receive side holds at most recvBufferMax bytes of out-of-order or partial data
+// (RECV_BUFFER_MAX_BYTES, 256 KiB) and MAX_ACK_RANGES ack ranges. An idle session holds neither: a few
+// hundred bytes of counters.
+
+import {
+  ACK_EVERY_PACKETS,
+  CLOSING_LINGER_MS,
+  INITIAL_CWND_PACKETS,
+  INITIAL_RTT_MS,
+  LOSS_PACKET_THRESHOLD,
+  LOSS_TIME_THRESHOLD,
+  MAX_ACK_DELAY_MS,
+  MAX_ACK_RANGES,
+  MAX_PACKET_NUMBER,
+  MAX_PTO_MS,
+  MAX_STREAMS,
+  MIN_CWND_PACKETS,
+  TIMER_GRANULARITY_MS,
+} from '../limits.js';
+import { Writer } from '../wire/buf.js';
+import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, type AckRange, type Frame } from '../wire/frame.js';
+
+/** Room kept in every packet for an ACK frame, so a full-size fragment always fits beside one. */
+const ACK_RESERVE = 80;
+
+export interface ConnectionConfig {
+  /** Plaintext frame bytes per packet: the MTU less the DATA header and the AEAD tag. */
+  maxPayload: number;
+  /** Send a PING after this long without sending anything; null to only answer (servers). */
+  keepaliveMs: number | null;
+  idleTimeoutMs: number;
+  sendBufferMax: number;
+  recvBufferMax: number;
+}
+
+export type ConnectionEvent =
+  | { type: 'message'; stream: number; seq: number; data: Uint8Array }
+  | { type: 'delivered'; stream: number; seq: number }
+  | { type: 'closed'; code: number; reason: string; byPeer: boolean }
+  | { type: 'path-response'; data: Uint8Array }
+  | { type: 'path-challenge'; data: Uint8Array };
+
+export type SendResult = { ok: true; seq: number } | { ok: false; reason: 'buffer-full' | 'too-large' | 'closed' };
+
+export interface ConnectionStats {
+  srttMs: number;
+  rttvarMs: number;
+  minRttMs: number;
+  cwnd: number;
+  bytesInFlight: number;
+  sentPackets: number;
+  recvPackets: number;
+  lostPackets: number;
+  retransmittedBytes: number;
+  ackFramesSent: number;
+  ackFramesReceived: number;
+  ptoCount: number;
+  bufferedSendBytes: number;
+  bufferedRecvBytes: number;
+  lastReceiveAt: number;
+}
+
+/** One message being sent; delivered once every chunk is acknowledged. */
+interface OutMessage {
+  stream: number;
+  seq: number;
+  unackedBytes: number;
+}
+
+/** A fragment of a message: fixed at send time, retransmitted whole. */
+interface Chunk {
+  msg: OutMessage;
+  total: number;
+  offset: number;
+  data: Uint8Array;
+  acked: boolean;
+  /** Waiting in a send queue (so a loss does not queue it twice). */
+  queued: boolean;
+}
+
+type QueueItem = { kind: 'chunk'; chunk: Chunk } | { kind: 'close' };
+
+interface SentPacket {
+  pn: number;
+  time: number;
+  size: number;
+  chunks: Chunk[];
+  close: boolean;
+}
+
+interface InStream {
+  nextSeq: number;
+  /** Partially received or out-of-order messages by seq. */
+  pending: Map<number, { total: number; got: number; parts: Map<number, Uint8Array> }>;
+}
+
+export class Connection {
+  private readonly cfg: ConnectionConfig;
+  private readonly chunkMax: number;
+  private st: 'open' | 'closing' | 'closed' = 'open';
+  private readonly events: ConnectionEvent[] = [];
+
+  // ---- send side
+  private nextPn = 0;
+  private readonly nextSeq = new Map<number, number>();
+  private readonly queue: QueueItem[] = [];
+  private readonly retx: Chunk[] = [];
+  private readonly sent = new Map<number, SentPacket>(); // ack-eliciting packets in flight, in pn order
+  private readonly pathFrames: Frame[] = [];
+  private pingPending = false;
+  private bufferedSend = 0;
+  private bytesInFlight = 0;
+  private lastSendAt: number;
+  private lastAckElicitingAt: number | null = null;
+  private probeBudget = 0;
+  private closeInfo: { code: number; reason: string } | null = null;
+  private closingDeadline: number | null = null;
+
+  // ---- recovery
+  private srtt = INITIAL_RTT_MS;
+  private rttvar = INITIAL_RTT_MS / 2;
+  private minRtt = Infinity;
+  private hasRttSample = false;
+  private largestAcked = -1;
+  private lossTime: number | null = null;
+  private ptoCount = 0;
+  private cwnd: number;
+  private ssthresh = Infinity;
+  private recoveryStart = -Infinity;
+
+  // ---- receive side
+  private readonly ranges: AckRange[] = []; // descending, merged
+  private rangesTruncated = false;
+  private largestRecvAt = 0;
+  private ackElicitingUnacked = 0;
+  private ackDeadline: number | null = null;
+  private ackNow = false;
+  private readonly streams = new Map<number, InStream>();
+  private bufferedRecv = 0;
+  private lastReceiveAt: number;
+  private finalAck = false;
+
+  private readonly counters = { sentPackets: 0, recvPackets: 0, lostPackets: 0, retransmittedBytes: 0, ackFramesSent: 0, ackFramesReceived: 0 };
+
+  constructor(cfg: ConnectionConfig, now: number) {
+    this.cfg = cfg;
+    this.chunkMax = cfg.maxPayload - ACK_RESERVE - MSG_HEADER_MAX;
+    if (this.chunkMax < 64) throw new RangeError(`maxPayload ${cfg.maxPayload} is too small`);
+    this.cwnd = INITIAL_CWND_PACKETS * cfg.maxPayload;
+    this.lastSendAt = now;
+    this.lastReceiveAt = now;
+  }
+
+  get state(): 'open' | 'closing' | 'closed' {
+    return this.st;
+  }
+
+  get stats(): ConnectionStats {
+    return {
+      srttMs: this.srtt,
+      rttvarMs: this.rttvar,
+      minRttMs: this.minRtt,
+      cwnd: this.cwnd,
+      bytesInFlight: this.bytesInFlight,
+      ptoCount: this.ptoCount,
+      bufferedSendBytes: this.bufferedSend,
+      bufferedRecvBytes: this.bufferedRecv,
+      lastReceiveAt: this.lastReceiveAt,
+      ...this.counters,
+    };
+  }
+
+  // ==== sending ==================================================================================
+
+  send(stream: number, data: Uint8Array, _now: number): SendResult {
+    if (this.st !== 'open') return { ok: false, reason: 'closed' };
+    if (!Number.isInteger(stream) || stream < 0 || stream >= MAX_STREAMS) throw new RangeError(`stream ${stream}`);
+    if (data.length > 0xffff_ffff) return { ok: false, reason: 'too-large' };
+    if (this.bufferedSend + data.length > this.cfg.sendBufferMax) return { ok: false, reason: 'buffer-full' };
+    const seq = this.nextSeq.get(stream) ?? 0;
+    this.nextSeq.set(stream, seq + 1);
+    const msg: OutMessage = { stream, seq, unackedBytes: data.length };
+    // Fragment once; an empty message is one empty chunk.
+    let offset = 0;
+    do {
+      const part = data.subarray(offset, offset + this.chunkMax);
+      this.queue.push({ kind: 'chunk', chunk: { msg, total: data.length, offset, data: part, acked: false, queued: true } });
+      offset += part.length;
+    } while (offset < data.length);
+    this.bufferedSend += data.length;
+    return { ok: true, seq };
+  }
+
+  /** Best-effort frames (path challenge and response): sent in the next packet, never retransmitted. */
+  sendFrame(f: Frame, _now: number): void {
+    if (this.st === 'closed') return;
+    this.pathFrames.push(f);
+  }
+
+  close(code: number, reason: string, now: number): void {
+    if (this.st !== 'open') return;
+    this.st = 'closing';
+    this.closeInfo = { code, reason };
+    this.queue.push({ kind: 'close' });
+    this.closingDeadline = now + Math.max(CLOSING_LINGER_MS, 3 * this.ptoDuration());
+  }
+
+  /** Builds the next packet to send, or null when nothing is due. */
+  pollTransmit(now: number): { pn: number; payload: Uint8Array } | null {
+    if (this.st === 'closed' && !this.finalAck) return null;
+    if (this.nextPn > MAX_PACKET_NUMBER) return null;
+    const wantAck = this.ranges.length > 0 && (this.ackNow || this.finalAck || (this.ackDeadline !== null && now >= this.ackDeadline));
+    const canSendData = this.st !== 'closed' && (this.bytesInFlight < this.cwnd || this.probeBudget > 0);
+    const hasData = this.retx.length > 0 || this.queue.length > 0 || this.pingPending || this.pathFrames.length > 0;
+    if (!wantAck && !(canSendData && hasData)) return null;
+
+    const w = new Writer(this.cfg.maxPayload);
+    let budget = this.cfg.maxPayload;
+    let ackIncluded = false;
+    if (this.ranges.length > 0 && (wantAck || (canSendData && hasData))) {
+      const ack = this.buildAck(now);
+      encodeFrame(w, ack);
+      budget -= frameSize(ack);
+      ackIncluded = true;
+    }
+    const chunks: Chunk[] = [];
+    let closeSent = false;
+    let elicits = false;
+    if (canSendData) {
+      for (const f of this.pathFrames.splice(0)) {
+        encodeFrame(w, f);
+        budget -= frameSize(f);
+        elicits = true;
+      }
+      // Retransmissions first, then new data in order; stop at the first chunk that does not fit.
+      while (this.retx.length > 0) {
+        const c = this.retx[0]!;
+        if (c.acked) {
+          this.retx.shift();
+          c.queued = false;
+          continue;
+        }
+        const f = chunkFrame(c);
+        const size = frameSize(f);
+        if (size > budget) break;
+        this.retx.shift();
+        c.queued = false;
+        encodeFrame(w, f);
+        budget -= size;
+        chunks.push(c);
+        this.counters.retransmittedBytes += c.data.length;
+      }
+      while (this.queue.length > 0 && this.retx.length === 0) {
+        const item = this.queue[0]!;
+        if (item.kind === 'close') {
+          const f: Frame = { type: 'close', code: this.closeInfo!.code, reason: this.closeInfo!.reason };
+          if (frameSize(f) > budget) break;
+          this.queue.shift();
+          encodeFrame(w, f);
+          budget -= frameSize(f);
+          closeSent = true;
+          break;
+        }
+        const f = chunkFrame(item.chunk);
+        const size = frameSize(f);
+        if (size > budget) break;
+        this.queue.shift();
+        item.chunk.queued = false;
+        encodeFrame(w, f);
+        budget -= size;
+        chunks.push(item.chunk);
+      }
+      if (chunks.length > 0 || closeSent) elicits = true;
+      if (this.pingPending && !elicits && budget >= 1) {
+        encodeFrame(w, { type: 'ping' });
+        elicits = true;
+      }
+      if (elicits) this.pingPending = false;
+    }
+    if (!ackIncluded && !elicits) return null;
+
+    const pn = this.nextPn++;
+    const payload = w.finish();
+    this.counters.sentPackets++;
+    this.lastSendAt = now;
+    if (ackIncluded) {
+      this.counters.ackFramesSent++;
+      this.ackElicitingUnacked = 0;
+      this.ackDeadline = null;
+      this.ackNow = false;
+      this.finalAck = false;
+    }
+    if (elicits) {
+      const size = payload.length;
+      this.sent.set(pn, { pn, time: now, size, chunks, close: closeSent });
+      this.bytesInFlight += size;
+      this.lastAckElicitingAt = now;
+      if (this.probeBudget > 0) this.probeBudget--;
+    }
+    return { pn, payload };
+  }
+
+  private buildAck(now: number): Frame {
+    // Keep the frame within ACK_RESERVE by dropping the oldest ranges.
+    const ranges = this.ranges.slice();
+    let f: Frame = { type: 'ack', ranges, delayUs: Math.max(0, Math.round((now - this.largestRecvAt) * 1000)) };
+    while (ranges.length > 1 && frameSize(f) > ACK_RESERVE) {
+      ranges.pop();
+      f = { type: 'ack', ranges, delayUs: f.delayUs };
+    }
+    return f;
+  }
+
+  // ==== receiving ================================================================================
+
+  onPacket(now: number, pn: number, payload: Uint8Array): 'accepted' | 'duplicate' | 'malformed' | 'over-buffer' {
+    if (this.st === 'closed') return 'duplicate';
+    const decoded = decodeFrames(payload);
+    if (!decoded.ok) return 'malformed';
+    const frames = decoded.value;
+    if (this.isReceived(pn)) return 'duplicate';
+    // Refuse, unacknowledged, a packet whose new data would overflow the receive buffer.
+    let incoming = 0;
+    for (const f of frames) if (f.type === 'msg') incoming += this.newBytes(f);
+    if (this.bufferedRecv + incoming > this.cfg.recvBufferMax) return 'over-buffer';
+
+    this.counters.recvPackets++;
+    this.lastReceiveAt = now;
+    const outOfOrder = this.ranges.length > 0 && pn !== this.ranges[0]!.hi + 1;
+    this.recordReceived(pn, now);
+    let elicits = false;
+    for (const f of frames) {
+      if (isAckEliciting(f)) elicits = true;
+      switch (f.type) {
+        case 'ack':
+          this.counters.ackFramesReceived++;
+          this.onAck(now, f.ranges, f.delayUs);
+          break;
+        case 'msg':
+          this.onMsg(f);
+          break;
+        case 'close':
+          this.onPeerClose(f.code, f.reason);
+          break;
+        case 'path-challenge':
+          this.pathFrames.push({ type: 'path-response', data: f.data });
+          this.events.push({ type: 'path-challenge', data: f.data });
+          break;
+        case 'path-response':
+          this.events.push({ type: 'path-response', data: f.data });
+          break;
+        case 'ping':
+        case 'padding':
+          break;
+      }
+    }
+    if (elicits) {
+      this.ackElicitingUnacked++;
+      if (this.ackDeadline === null) this.ackDeadline = now + MAX_ACK_DELAY_MS;
+      // Ack at once when a gap appears, so the sender detects the loss quickly.
+      if (this.ackElicitingUnacked >= ACK_EVERY_PACKETS || outOfOrder) this.ackNow = true;
+    }
+    return 'accepted';
+  }
+
+  private isReceived(pn: number): boolean {
+    for (const r of this.ranges) {
+      if (pn > r.hi) return false;
+      if (pn >= r.lo) return true;
+    }
+    // Below everything we remember: if ranges were dropped we cannot tell, so treat it as seen.
+    return this.rangesTruncated;
+  }
+
+  private recordReceived(pn: number, now: number): void {
+    const rs = this.ranges;
+    if (rs.length === 0 || pn > rs[0]!.hi) this.largestRecvAt = now;
+    let i = 0;
+    while (i < rs.length && rs[i]!.lo > pn) i++;
+    // rs[i] is the first range with lo <= pn (pn is not inside any range).
+    const above = i > 0 ? rs[i - 1]! : null;
+    const below = i < rs.length ? rs[i]! : null;
+    if (above && above.lo === pn + 1 && below && below.hi === pn - 1) {
+      above.lo = below.lo;
+      rs.splice(i, 1);
+    } else if (above && above.lo === pn + 1) above.lo = pn;
+    else if (below && below.hi === pn - 1) below.hi = pn;
+    else rs.splice(i, 0, { hi: pn, lo: pn });
+    if (rs.length > MAX_ACK_RANGES) {
+      rs.length = MAX_ACK_RANGES;
+      this.rangesTruncated = true;
+    }
+  }
+
+  private inStream(stream: number): InStream {
+    let s = this.streams.get(stream);
+    if (!s) this.streams.set(stream, (s = { nextSeq: 0, pending: new Map() }));
+    return s;
+  }
+
+  /** Bytes a MSG frame would add to the receive buffer (0 for data already held or delivered). */
+  private newBytes(f: Extract<Frame, { type: 'msg' }>): number {
+    const s = this.streams.get(f.stream);
+    if (s && f.seq < s.nextSeq) return 0;
+    const p = s?.pending.get(f.seq);
+    if (p?.parts.has(f.offset)) return 0;
+    return f.data.length;
+  }
+
+  private onMsg(f: Extract<Frame, { type: 'msg' }>): void {
+    const s = this.inStream(f.stream);
+    if (f.seq < s.nextSeq) return; // delivered already: a retransmission
+    let p = s.pending.get(f.seq);
+    if (!p) {
+      p = { total: f.total, got: 0, parts: new Map() };
+      s.pending.set(f.seq, p);
+    }
+    if (p.total !== f.total || p.parts.has(f.offset)) return; // inconsistent or duplicate fragment
+    p.parts.set(f.offset, f.data.slice());
+    p.got += f.data.length;
+    this.bufferedRecv += f.data.length;
+    // Deliver every complete message at the head of the stream, in order.
+    for (;;) {
+      const head = s.pending.get(s.nextSeq);
+      if (!head || head.got < head.total || (head.total === 0 && head.parts.size === 0)) break;
+      s.pending.delete(s.nextSeq);
+      this.bufferedRecv -= head.got;
+      this.events.push({ type: 'message', stream: f.stream, seq: s.nextSeq, data: assemble(head.total, head.parts) });
+      s.nextSeq++;
+    }
+  }
+
+  private onPeerClose(code: number, reason: string): void {
+    if (this.st === 'closed') return;
+    this.st = 'closed';
+    this.ackNow = true;
+    this.finalAck = true; // acknowledge the CLOSE so the peer stops resending it
+    this.events.push({ type: 'closed', code, reason, byPeer: true });
+  }
+
+  // ==== recovery (RFC 9002) =======================================================================
+
+  private onAck(now: number, ranges: AckRange[], delayUs: number): void {
+    const largest = ranges[0]!.hi;
+    let newlyAcked = false;
+    let largestNewlyAcked: SentPacket | null = null;
+    for (const [pn, p] of this.sent) {
+      if (pn > largest) break;
+      if (!inRanges(pn, ranges)) continue;
+      this.sent.delete(pn);
+      newlyAcked = true;
+      if (!largestNewlyAcked || pn > largestNewlyAcked.pn) largestNewlyAcked = p;
+      this.bytesInFlight -= p.size;
+      this.onPacketAcked(p);
+    }
+    if (!newlyAcked) return;
+    if (largest > this.largestAcked) this.largestAcked = largest;
+    if (largestNewlyAcked && largestNewlyAcked.pn === largest) {
+      this.updateRtt(now - largestNewlyAcked.time, Math.min(delayUs / 1000, MAX_ACK_DELAY_MS));
+    }
+    this.ptoCount = 0;
+    this.detectLosses(now);
+  }
+
+  private onPacketAcked(p: SentPacket): void {
+    for (const c of p.chunks) {
+      if (c.acked) continue;
+      c.acked = true;
+      this.bufferedSend -= c.data.length;
+      c.msg.unackedBytes -= c.data.length;
+      if (c.msg.unackedBytes === 0 && (c.data.length > 0 || c.total === 0)) {
+        this.events.push({ type: 'delivered', stream: c.msg.stream, seq: c.msg.seq });
+      }
+    }
+    if (p.close && this.st === 'closing') this.finishClose();
+    // NewReno: grow only for packets sent after the current recovery period began.
+    if (p.time <= this.recoveryStart) return;
+    if (this.cwnd < this.ssthresh) this.cwnd += p.size;
+    else this.cwnd += (this.cfg.maxPayload * p.size) / this.cwnd;
+  }
+
+  private updateRtt(latest: number, ackDelay: number): void {
+    if (!this.hasRttSample) {
+      this.hasRttSample = true;
+      this.minRtt = latest;
+      this.srtt = latest;
+      this.rttvar = latest / 2;
+      return;
+    }
+    this.minRtt = Math.min(this.minRtt, latest);
+    const adjusted = latest >= this.minRtt + ackDelay ? latest - ackDelay : latest;
+    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - adjusted);
+    this.srtt = 0.875 * this.srtt + 0.125 * adjusted;
+  }
+
+  private detectLosses(now: number): void {
+    this.lossTime = null;
+    const lossDelay = Math.max(LOSS_TIME_THRESHOLD * Math.max(this.srtt, this.hasRttSample ? this.minRtt : this.srtt), TIMER_GRANULARITY_MS);
+    let lostAny = false;
+    let latestLostTime = -Infinity;
+    for (const [pn, p] of this.sent) {
+      if (pn > this.largestAcked) break;
+      if (this.largestAcked - pn >= LOSS_PACKET_THRESHOLD || p.time <= now - lossDelay) {
+        this.sent.delete(pn);
+        this.bytesInFlight -= p.size;
+        this.counters.lostPackets++;
+        this.requeue(p);
+        lostAny = true;
+        latestLostTime = Math.max(latestLostTime, p.time);
+      } else {
+        const t = p.time + lossDelay;
+        this.lossTime = this.lossTime === null ? t : Math.min(this.lossTime, t);
+      }
+    }
+    if (lostAny && latestLostTime > this.recoveryStart) {
+      this.recoveryStart = now;
+      this.ssthresh = Math.max(this.cwnd / 2, MIN_CWND_PACKETS * this.cfg.maxPayload);
+      this.cwnd = this.ssthresh;
+    }
+  }
+
+  /** Puts a lost packet's unacknowledged chunks (and its CLOSE) back in line, in order, at the front. */
+  private requeue(p: SentPacket): void {
+    const again = p.chunks.filter((c) => !c.acked && !c.queued);
+    for (const c of again) c.queued = true;
+    this.retx.push(...again);
+    if (p.close && this.st === 'closing') this.queue.unshift({ kind: 'close' });
+  }
+
+  private ptoDuration(): number {
+    return this.srtt + Math.max(4 * this.rttvar, TIMER_GRANULARITY_MS) + MAX_ACK_DELAY_MS;
+  }
+
+  private ptoTime(): number | null {
+    if (this.sent.size === 0 || this.lastAckElicitingAt === null) return null;
+    return this.lastAckElicitingAt + Math.min(this.ptoDuration() * 2 ** this.ptoCount, MAX_PTO_MS);
+  }
+
+  // ==== timers ===================================================================================
+
+  nextDeadline(): number | null {
+    if (this.st === 'closed') return this.finalAck ? this.lastReceiveAt : null;
+    let t = this.lastReceiveAt + this.cfg.idleTimeoutMs;
+    const consider = (x: number | null): void => {
+      if (x !== null && x < t) t = x;
+    };
+    consider(this.ackDeadline);
+    consider(this.lossTime ?? this.ptoTime());
+    if (this.cfg.keepaliveMs !== null) consider(this.lastSendAt + this.cfg.keepaliveMs);
+    consider(this.closingDeadline);
+    return t;
+  }
+
+  onTimeout(now: number): void {
+    if (this.st === 'closed') return;
+    if (now >= this.lastReceiveAt + this.cfg.idleTimeoutMs) {
+      this.st = 'closed';
+      this.events.push({ type: 'closed', code: 1, reason: 'idle timeout', byPeer: false });
+      return;
+    }
+    if (this.closingDeadline !== null && now >= this.closingDeadline) return this.finishClose();
+    if (this.lossTime !== null && now >= this.lossTime) {
+      this.detectLosses(now);
+    } else {
+      const pto = this.ptoTime();
+      if (pto !== null && now >= pto) {
+        this.ptoCount++;
+        this.probeBudget = 2;
+        // Probe with the oldest data still unacknowledged, or a PING.
+        const oldest = this.sent.values().next().value as SentPacket | undefined;
+        const resend = oldest ? oldest.chunks.filter((c) => !c.acked && !c.queued) : [];
+        if (resend.length > 0) {
+          for (const c of resend) c.queued = true;
+          this.retx.unshift(...resend);
+        } else this.pingPending = true;
+      }
+    }
+    if (this.cfg.keepaliveMs !== null && now >= this.lastSendAt + this.cfg.keepaliveMs) this.pingPending = true;
+  }
+
+  private finishClose(): void {
+    if (this.st === 'closed') return;
+    this.st = 'closed';
+    const info = this.closeInfo ?? { code: 0, reason: '' };
+    this.events.push({ type: 'closed', code: info.code, reason: info.reason, byPeer: false });
+  }
+
+  pollEvent(): ConnectionEvent | null {
+    return this.events.shift() ?? null;
+  }
+}
+
+function chunkFrame(c: Chunk): Frame {
+  return { type: 'msg', stream: c.msg.stream, seq: c.msg.seq, total: c.total, offset: c.offset, data: c.data };
+}
+
+function inRanges(pn: number, ranges: AckRange[]): boolean {
+  for (const r of ranges) {
+    if (pn > r.hi) return false;
+    if (pn >= r.lo) return true;
+  }
+  return false;
+}
+
+function assemble(total: number, parts: Map<number, Uint8Array>): Uint8Array {
+  if (parts.size === 1) {
+    const only = parts.values().next().value as Uint8Array;
+    if (only.length === total) return only;
+  }
+  const out = new Uint8Array(total);
+  for (const [offset, data] of parts) out.set(data, offset);
+  return out;
+}

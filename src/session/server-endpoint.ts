@@ -1,0 +1,482 @@
+// The server side of obrol's session layer, sans-I/O. It takes (now, source address, datagram) and
+// produces datagrams to send, events for the chat layer, and its next deadline. It owns address
+// validation (stateless cookies), the Noise XX handshake, per-session packet protection and reliability,
+// roaming (path challenge), and the per-IP handshake/session limits. No sockets, timers or clocks here.
+
+import {
+  CONNECT_TIMEOUT_MS,
+  DEFAULT_MTU,
+  HANDSHAKE_BUCKETS_MAX,
+  HANDSHAKES_PER_IP_PER_SEC,
+  IDLE_TIMEOUT_MS,
+  MAX_SESSIONS,
+  RECV_BUFFER_MAX_BYTES,
+  SEND_BUFFER_MAX_BYTES,
+  SESSIONS_PER_IP,
+} from '../limits.js';
+import { CookieJar } from '../crypto/cookie.js';
+import { NoiseError, NoiseHandshake, type KeyPair } from '../crypto/noise.js';
+import {
+  AEAD_TAG_LEN,
+  CID_LEN,
+  DATA_HEADER_LEN,
+  decodePacket,
+  encodeCookie,
+  encodeHsReply,
+  encodeReset,
+  PROTOCOL_VERSION,
+  ResetCode,
+  type Packet,
+} from '../wire/packet.js';
+import type { Frame } from '../wire/frame.js';
+import { DeadlineHeap } from '../util/deadline-heap.js';
+import { bytesEqual, hex } from '../util/bytes.js';
+import { Connection, type ConnectionConfig } from './connection.js';
+import { SecureChannel } from './channel.js';
+import { addrKey, sameAddr, type Address, type Transmit } from './address.js';
+import { NOISE_PROLOGUE } from './handshake.js';
+
+/** How long a path probe to a new address may run before a new packet from there must restart it. */
+const PATH_PROBE_MS = 2_000;
+/** Packets duplicated to a not-yet-validated address during a probe; bounds what a spoofer can steer. */
+const PATH_PROBE_MAX_PACKETS = 4;
+
+export type SessionId = number;
+
+export type ServerEvent =
+  | {
+      type: 'session-open';
+      sid: SessionId;
+      addr: Address;
+      /** The client's long-term public key, authenticated by the handshake. */
+      clientKey: Uint8Array;
+      /** The ClientHello payload of HS_FINISH. */
+      hello: Uint8Array;
+    }
+  | { type: 'message'; sid: SessionId; stream: number; data: Uint8Array }
+  | { type: 'delivered'; sid: SessionId; stream: number; seq: number }
+  | { type: 'session-closed'; sid: SessionId; code: number; reason: string; byPeer: boolean }
+  | { type: 'migrated'; sid: SessionId; from: Address; to: Address };
+
+/** Why a datagram was dropped; counted, never thrown. */
+export type DropReason =
+  | 'malformed'
+  | 'bad-version'
+  | 'bad-cookie-hello'
+  | 'handshake-failed'
+  | 'handshake-rate'
+  | 'too-many-sessions'
+  | 'unknown-session'
+  | 'replay'
+  | 'auth'
+  | 'frames'
+  | 'over-buffer'
+  | 'unexpected';
+
+export interface ServerEndpointOptions {
+  staticKey: KeyPair;
+  random: (n: number) => Uint8Array;
+  now: number;
+  mtu?: number;
+  idleTimeoutMs?: number;
+  sendBufferMax?: number;
+  recvBufferMax?: number;
+  maxSessions?: number;
+  sessionsPerIp?: number;
+  handshakesPerIpPerSec?: number;
+}
+
+interface Pending {
+  kind: 'pending';
+  cid: Uint8Array;
+  cidKey: string;
+  clientCid: Uint8Array;
+  addr: Address;
+  hs: NoiseHandshake;
+  reply: Uint8Array;
+  expires: number;
+}
+
+interface Session {
+  kind: 'session';
+  sid: SessionId;
+  cidKey: string;
+  ip: string;
+  addr: Address;
+  conn: Connection;
+  channel: SecureChannel;
+  deadline: number | null;
+  probe: { addr: Address; data: Uint8Array; until: number; dupLeft: number } | null;
+}
+
+export class ServerEndpoint {
+  private readonly byCid = new Map<string, Pending | Session>();
+  private readonly pendingByHello = new Map<string, Pending>();
+  private readonly sessions = new Map<SessionId, Session>();
+  private readonly sessionsPerIp = new Map<string, number>();
+  private readonly handshakeBuckets = new Map<string, { tokens: number; at: number }>();
+  private readonly timers = new DeadlineHeap<SessionId>();
+  private readonly pendingTimers = new DeadlineHeap<string>();
+  private readonly dirty = new Set<SessionId>();
+  private readonly out: Transmit[] = [];
+  private readonly events: ServerEvent[] = [];
+  private readonly cookies: CookieJar;
+  private readonly connConfig: ConnectionConfig;
+  private nextSid = 1;
+
+  readonly drops = new Map<DropReason, number>();
+  /** Bytes received from and sent to addresses that have not completed a handshake (amplification audit). */
+  readonly unvalidated = { received: 0, sent: 0 };
+
+  constructor(private readonly opts: ServerEndpointOptions) {
+    this.cookies = new CookieJar(() => opts.random(32), opts.now);
+    const mtu = opts.mtu ?? DEFAULT_MTU;
+    this.connConfig = {
+      maxPayload: mtu - DATA_HEADER_LEN - AEAD_TAG_LEN,
+      keepaliveMs: null,
+      idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+      sendBufferMax: opts.sendBufferMax ?? SEND_BUFFER_MAX_BYTES,
+      recvBufferMax: opts.recvBufferMax ?? RECV_BUFFER_MAX_BYTES,
+    };
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  private drop(reason: DropReason): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+  }
+
+  private emit(to: Address, data: Uint8Array, validated: boolean): void {
+    if (!validated) this.unvalidated.sent += data.length;
+    this.out.push({ to, data });
+  }
+
+  handleDatagram(now: number, from: Address, datagram: Uint8Array): void {
+    const decoded = decodePacket(datagram);
+    if (!decoded.ok) return this.drop('malformed');
+    const p = decoded.value;
+    switch (p.type) {
+      case 'hello':
+        this.unvalidated.received += datagram.length;
+        return this.onHello(now, from, p);
+      case 'hs-finish':
+        return this.onHsFinish(now, from, p);
+      case 'data':
+        return this.onData(now, from, p, datagram.length);
+      default:
+        // COOKIE, HS_REPLY and RESET only travel to clients.
+        return this.drop('unexpected');
+    }
+  }
+
+  private onHello(now: number, from: Address, p: Extract<Packet, { type: 'hello' }>): void {
+    if (p.version !== PROTOCOL_VERSION) {
+      this.drop('bad-version');
+      return this.emit(from, encodeReset(p.cid, ResetCode.BadVersion), false);
+    }
+    if (p.cookie.length === 0 || !this.cookies.verify(now, from, p.cid, p.cookie)) {
+      if (p.cookie.length > 0) this.drop('bad-cookie-hello');
+      return this.emit(from, encodeCookie(p.cid, this.cookies.mint(now, from, p.cid)), false);
+    }
+    // The address is validated from here on.
+    const helloKey = `${addrKey(from)}|${hex(p.cid)}`;
+    const existing = this.pendingByHello.get(helloKey);
+    if (existing) return this.emit(from, existing.reply, true); // our HS_REPLY was lost
+
+    if (!this.takeHandshakeToken(now, from.address)) return this.drop('handshake-rate');
+    const maxSessions = this.opts.maxSessions ?? MAX_SESSIONS;
+    const perIp = this.opts.sessionsPerIp ?? SESSIONS_PER_IP;
+    if (this.byCid.size >= maxSessions || (this.sessionsPerIp.get(from.address) ?? 0) >= perIp) {
+      this.drop('too-many-sessions');
+      return this.emit(from, encodeReset(p.cid, ResetCode.Busy), true);
+    }
+
+    const hs = new NoiseHandshake({ initiator: false, prologue: NOISE_PROLOGUE, staticKey: this.opts.staticKey });
+    let reply: Uint8Array;
+    try {
+      hs.readMessage(p.noise);
+      reply = hs.writeMessage(new Uint8Array(0));
+    } catch (e) {
+      if (e instanceof NoiseError) return this.drop('handshake-failed');
+      throw e;
+    }
+    const cid = this.freshCid();
+    const pending: Pending = {
+      kind: 'pending',
+      cid,
+      cidKey: hex(cid),
+      clientCid: p.cid,
+      addr: from,
+      hs,
+      reply: encodeHsReply(p.cid, cid, reply),
+      expires: now + CONNECT_TIMEOUT_MS,
+    };
+    this.byCid.set(pending.cidKey, pending);
+    this.pendingByHello.set(helloKey, pending);
+    this.countIp(from.address, +1);
+    this.pendingTimers.push(pending.expires, pending.cidKey);
+    this.emit(from, pending.reply, true);
+  }
+
+  private onHsFinish(now: number, from: Address, p: Extract<Packet, { type: 'hs-finish' }>): void {
+    const entry = this.byCid.get(hex(p.cid));
+    if (!entry) return this.drop('unknown-session');
+    if (entry.kind === 'session') return; // a retransmitted HS_FINISH; our DATA will reach the client
+    if (!sameAddr(entry.addr, from)) return this.drop('unexpected');
+    let hello: Uint8Array;
+    try {
+      hello = entry.hs.readMessage(p.noise);
+    } catch (e) {
+      if (e instanceof NoiseError) return this.drop('handshake-failed');
+      throw e;
+    }
+    const clientKey = entry.hs.remoteStatic;
+    if (clientKey === null) return this.drop('handshake-failed');
+    const keys = entry.hs.split();
+    this.pendingByHello.delete(`${addrKey(entry.addr)}|${hex(entry.clientCid)}`);
+    const sid = this.nextSid++;
+    const session: Session = {
+      kind: 'session',
+      sid,
+      cidKey: entry.cidKey,
+      ip: from.address,
+      addr: from,
+      conn: new Connection(this.connConfig, now),
+      channel: new SecureChannel({ send: keys.send, recv: keys.recv }, entry.clientCid, now),
+      deadline: null,
+      probe: null,
+    };
+    this.byCid.set(entry.cidKey, session);
+    this.sessions.set(sid, session);
+    this.events.push({ type: 'session-open', sid, addr: from, clientKey, hello });
+    this.touch(session);
+  }
+
+  private onData(now: number, from: Address, p: Extract<Packet, { type: 'data' }>, size: number): void {
+    const entry = this.byCid.get(hex(p.cid));
+    if (entry?.kind === 'pending') return this.drop('unexpected'); // DATA overtook HS_FINISH; it will be resent
+    if (!entry) {
+      this.drop('unknown-session');
+      // Tell a client whose server restarted to reconnect now rather than after its idle timeout.
+      // 11 bytes in answer to at least 29: never an amplifier.
+      if (size > 11) this.emit(from, encodeReset(p.cid, ResetCode.UnknownSession), false);
+      return;
+    }
+    const s = entry;
+    const opened = s.channel.open(now, p.keyPhase, p.pn, p.header, p.sealed);
+    if (!opened.ok) return this.drop(opened.reason);
+    const verdict = s.conn.onPacket(now, p.pn, opened.payload);
+    if (verdict === 'malformed') this.drop('frames');
+    else if (verdict === 'over-buffer') this.drop('over-buffer');
+    if (!sameAddr(from, s.addr)) this.startProbe(now, s, from);
+    this.touch(s);
+  }
+
+  /** An authenticated packet came from a new address: challenge it before moving the session. */
+  private startProbe(now: number, s: Session, to: Address): void {
+    if (s.probe && sameAddr(s.probe.addr, to) && now < s.probe.until) return;
+    const data = this.opts.random(8);
+    s.probe = { addr: to, data, until: now + PATH_PROBE_MS, dupLeft: PATH_PROBE_MAX_PACKETS };
+    s.conn.sendFrame({ type: 'path-challenge', data }, now);
+  }
+
+  private onPathResponse(s: Session, data: Uint8Array): void {
+    if (!s.probe || !bytesEqual(s.probe.data, data)) return;
+    const from = s.addr;
+    s.addr = s.probe.addr;
+    s.probe = null;
+    if (from.address !== s.addr.address) {
+      this.countIp(from.address, -1);
+      this.countIp(s.addr.address, +1);
+      s.ip = s.addr.address;
+    }
+    this.events.push({ type: 'migrated', sid: s.sid, from, to: s.addr });
+  }
+
+  /** Queue an application message on a session's stream. */
+  send(now: number, sid: SessionId, stream: number, data: Uint8Array): ReturnType<Connection['send']> {
+    const s = this.sessions.get(sid);
+    if (!s) return { ok: false, reason: 'closed' };
+    const r = s.conn.send(stream, data, now);
+    this.touch(s);
+    return r;
+  }
+
+  close(now: number, sid: SessionId, code: number, reason: string): void {
+    const s = this.sessions.get(sid);
+    if (!s) return;
+    s.conn.close(code, reason, now);
+    this.touch(s);
+  }
+
+  sendFrameTo(now: number, sid: SessionId, f: Frame): void {
+    const s = this.sessions.get(sid);
+    if (!s) return;
+    s.conn.sendFrame(f, now);
+    this.touch(s);
+  }
+
+  sessionIds(): SessionId[] {
+    return [...this.sessions.keys()];
+  }
+
+  addressOf(sid: SessionId): Address | undefined {
+    return this.sessions.get(sid)?.addr;
+  }
+
+  statsOf(sid: SessionId): Connection['stats'] | undefined {
+    return this.sessions.get(sid)?.conn.stats;
+  }
+
+  /** Mark a session as possibly having output and events, and refresh its timer. */
+  private touch(s: Session): void {
+    this.dirty.add(s.sid);
+  }
+
+  private flushSession(now: number, s: Session): void {
+    for (;;) {
+      const tx = s.conn.pollTransmit(now);
+      if (tx === null) break;
+      const datagram = s.channel.seal(now, tx.pn, tx.payload);
+      this.out.push({ to: s.addr, data: datagram });
+      if (s.probe) {
+        if (now >= s.probe.until) s.probe = null;
+        else if (s.probe.dupLeft > 0) {
+          s.probe.dupLeft--;
+          this.out.push({ to: s.probe.addr, data: datagram });
+        }
+      }
+    }
+    for (;;) {
+      const ev = s.conn.pollEvent();
+      if (ev === null) break;
+      switch (ev.type) {
+        case 'message':
+          this.events.push({ type: 'message', sid: s.sid, stream: ev.stream, data: ev.data });
+          break;
+        case 'delivered':
+          this.events.push({ type: 'delivered', sid: s.sid, stream: ev.stream, seq: ev.seq });
+          break;
+        case 'path-response':
+          this.onPathResponse(s, ev.data);
+          break;
+        case 'path-challenge':
+          break; // the connection answers challenges itself
+        case 'closed':
+          this.removeSession(s);
+          this.events.push({ type: 'session-closed', sid: s.sid, code: ev.code, reason: ev.reason, byPeer: ev.byPeer });
+          return;
+      }
+    }
+    const d = s.conn.nextDeadline();
+    if (d !== s.deadline) {
+      s.deadline = d;
+      if (d !== null) this.timers.push(d, s.sid);
+    }
+  }
+
+  private removeSession(s: Session): void {
+    this.sessions.delete(s.sid);
+    this.byCid.delete(s.cidKey);
+    this.countIp(s.ip, -1);
+  }
+
+  /** Next datagram to send, or null. Call until null after every input. */
+  pollTransmit(now: number): Transmit | null {
+    if (this.out.length === 0 && this.dirty.size > 0) this.flushDirty(now);
+    return this.out.shift() ?? null;
+  }
+
+  /** Drains all output at once (the shell's fast path). */
+  drainTransmits(now: number): Transmit[] {
+    this.flushDirty(now);
+    return this.out.splice(0, this.out.length);
+  }
+
+  private flushDirty(now: number): void {
+    for (const sid of this.dirty) {
+      const s = this.sessions.get(sid);
+      if (s) this.flushSession(now, s);
+    }
+    this.dirty.clear();
+  }
+
+  pollEvent(now: number): ServerEvent | null {
+    if (this.events.length === 0 && this.dirty.size > 0) this.flushDirty(now);
+    return this.events.shift() ?? null;
+  }
+
+  nextDeadline(): number | null {
+    for (;;) {
+      const t = this.timers.peekTime();
+      if (t === null) break;
+      const s = this.sessions.get(this.timers.peekKey()!);
+      if (s && s.deadline === t) break;
+      this.timers.pop(); // stale entry
+    }
+    const a = this.timers.peekTime();
+    const b = this.pendingTimers.peekTime();
+    if (a === null) return b;
+    if (b === null) return a;
+    return Math.min(a, b);
+  }
+
+  handleTimeout(now: number): void {
+    for (;;) {
+      const t = this.timers.peekTime();
+      if (t === null || t > now) break;
+      const { key: sid } = this.timers.pop()!;
+      const s = this.sessions.get(sid);
+      if (!s || s.deadline !== t) continue;
+      s.deadline = null;
+      s.conn.onTimeout(now);
+      this.touch(s);
+    }
+    for (;;) {
+      const t = this.pendingTimers.peekTime();
+      if (t === null || t > now) break;
+      const { key } = this.pendingTimers.pop()!;
+      const p = this.byCid.get(key);
+      if (p && p.kind === 'pending' && p.expires <= now) {
+        this.byCid.delete(key);
+        this.pendingByHello.delete(`${addrKey(p.addr)}|${hex(p.clientCid)}`);
+        this.countIp(p.addr.address, -1);
+      }
+    }
+    this.flushDirty(now);
+  }
+
+  private takeHandshakeToken(now: number, ip: string): boolean {
+    const rate = this.opts.handshakesPerIpPerSec ?? HANDSHAKES_PER_IP_PER_SEC;
+    let b = this.handshakeBuckets.get(ip);
+    if (!b) {
+      // Bounded: forget full buckets when the map grows, they carry no information.
+      if (this.handshakeBuckets.size >= HANDSHAKE_BUCKETS_MAX) {
+        for (const [k, v] of this.handshakeBuckets) if (v.tokens + ((now - v.at) / 1000) * rate >= rate) this.handshakeBuckets.delete(k);
+        if (this.handshakeBuckets.size >= HANDSHAKE_BUCKETS_MAX) return false; // under a handshake storm: refuse new IPs
+      }
+      b = { tokens: rate, at: now };
+      this.handshakeBuckets.set(ip, b);
+    }
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private countIp(ip: string, delta: number): void {
+    const n = (this.sessionsPerIp.get(ip) ?? 0) + delta;
+    if (n <= 0) this.sessionsPerIp.delete(ip);
+    else this.sessionsPerIp.set(ip, n);
+  }
+
+  private freshCid(): Uint8Array {
+    for (;;) {
+      const cid = this.opts.random(CID_LEN);
+      if (!this.byCid.has(hex(cid))) return cid;
+    }
+  }
+}

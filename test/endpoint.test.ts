@@ -1,0 +1,231 @@
+// The sans-I/O endpoints driven directly with a virtual clock: handshake, address validation and
+// amplification, tampering, replay, expired cookies, server-key refusal, and roaming.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ServerEndpoint, type ServerEvent } from '../src/session/server-endpoint.js';
+import { ClientEndpoint, type ClientEvent } from '../src/session/client-endpoint.js';
+import { generateKeyPair } from '../src/crypto/noise.js';
+import { decodePacket, encodeHello } from '../src/wire/packet.js';
+import { COOKIE_WINDOW_MS, HELLO_PADDED_SIZE } from '../src/limits.js';
+import { utf8Bytes, utf8Text } from '../src/wire/buf.js';
+import type { Address } from '../src/session/address.js';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+const serverAddr: Address = { address: '127.0.0.1', port: 6789 };
+
+/** A client and a server endpoint wired back to back; `net` can observe, drop or rewrite datagrams. */
+function pair(opts: { verify?: (k: Uint8Array) => { ok: true } | { ok: false; reason: string } } = {}) {
+  let now = 1_000;
+  const serverKey = generateKeyPair();
+  const server = new ServerEndpoint({ staticKey: serverKey, random, now });
+  const client = new ClientEndpoint({
+    staticKey: generateKeyPair(),
+    random,
+    now,
+    hello: utf8Bytes('hello'),
+    verifyServerKey: opts.verify ?? (() => ({ ok: true })),
+  });
+  let clientAddr: Address = { address: '127.0.0.1', port: 40000 };
+  const serverEvents: ServerEvent[] = [];
+  const clientEvents: ClientEvent[] = [];
+  const toServer: Uint8Array[] = [];
+  const toClient: { to: Address; data: Uint8Array }[] = [];
+  /** Moves datagrams both ways until quiet (bounded). */
+  function settle(filter: (dir: 'up' | 'down', d: Uint8Array) => Uint8Array | null = (_dir, d) => d): void {
+    for (let round = 0; round < 100; round++) {
+      let moved = false;
+      for (let d = client.pollTransmit(); d !== null; d = client.pollTransmit()) {
+        toServer.push(d);
+        const f = filter('up', d);
+        if (f) server.handleDatagram(now, clientAddr, f);
+        moved = true;
+      }
+      for (let t = server.pollTransmit(now); t !== null; t = server.pollTransmit(now)) {
+        toClient.push(t);
+        const f = filter('down', t.data);
+        if (f && t.to.port === clientAddr.port) client.handleDatagram(now, f);
+        moved = true;
+      }
+      for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) serverEvents.push(e);
+      for (let e = client.pollEvent(); e; e = client.pollEvent()) clientEvents.push(e);
+      if (!moved) return;
+    }
+  }
+  function advance(ms: number): void {
+    const until = now + ms;
+    for (let i = 0; i < 10_000; i++) {
+      const next = Math.min(server.nextDeadline() ?? Infinity, client.nextDeadline() ?? Infinity, until);
+      now = Math.max(now, next);
+      server.handleTimeout(now);
+      client.handleTimeout(now);
+      settle();
+      if (now >= until) return;
+    }
+  }
+  return {
+    server,
+    client,
+    serverKey,
+    serverEvents,
+    clientEvents,
+    toServer,
+    toClient,
+    settle,
+    advance,
+    get now() {
+      return now;
+    },
+    moveClient(port: number) {
+      clientAddr = { address: '127.0.0.1', port };
+    },
+  };
+}
+
+function opened(p: ReturnType<typeof pair>): number {
+  p.settle();
+  const open = p.serverEvents.find((e) => e.type === 'session-open');
+  assert.ok(open && open.type === 'session-open', 'session opened');
+  assert.equal(utf8Text(open.hello), 'hello');
+  // The server speaks first on the session (the chat layer's welcome); that opens the client.
+  p.server.send(p.now, open.sid, 0, utf8Bytes('welcome'));
+  p.settle();
+  assert.equal(p.client.phase, 'open');
+  return open.sid;
+}
+
+test('handshake: HELLO, COOKIE, HELLO+cookie, HS_REPLY, HS_FINISH, then encrypted data both ways', () => {
+  const p = pair();
+  const sid = opened(p);
+  const kinds = p.toServer.map((d) => decodePacket(d)).map((d) => (d.ok ? d.value.type : 'bad'));
+  assert.deepEqual(kinds.slice(0, 3), ['hello', 'hello', 'hs-finish']);
+  assert.equal(p.toServer[0]!.length, HELLO_PADDED_SIZE);
+  assert.ok(p.clientEvents.some((e) => e.type === 'open'));
+  p.client.send(p.now, 1, utf8Bytes('hi server'));
+  p.settle();
+  const msg = p.serverEvents.find((e) => e.type === 'message' && e.stream === 1);
+  assert.ok(msg && msg.type === 'message' && msg.sid === sid);
+  assert.equal(utf8Text(msg.data), 'hi server');
+  // Nothing after the handshake travels in clear.
+  for (const d of p.toServer.slice(3)) assert.equal(Buffer.from(d).includes(Buffer.from('hi server')), false);
+});
+
+test('before validation the server never sends more bytes than it received', () => {
+  const p = pair();
+  opened(p);
+  const { received, sent } = p.server.unvalidated;
+  assert.ok(received > 0);
+  assert.ok(sent <= received, `sent ${sent} > received ${received}`);
+  // Spoofed-source HELLOs from many addresses: each gets one COOKIE, smaller than the HELLO.
+  const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now: 0 });
+  let inBytes = 0;
+  let outBytes = 0;
+  for (let i = 0; i < 1000; i++) {
+    const hello = encodeHello(random(8), new Uint8Array(0), random(32));
+    inBytes += hello.length;
+    server.handleDatagram(0, { address: '10.9.8.7', port: 1000 + i }, hello);
+    for (let t = server.pollTransmit(0); t; t = server.pollTransmit(0)) outBytes += t.data.length;
+  }
+  assert.equal(server.sessionCount, 0, 'no state for unvalidated addresses');
+  assert.ok(outBytes / inBytes <= 1, `amplification ${outBytes / inBytes}`);
+});
+
+test('tampering: every byte of a recorded DATA packet, flipped in turn, is rejected', () => {
+  const p = pair();
+  opened(p);
+  p.client.send(p.now, 1, utf8Bytes('tamper with me'));
+  let recorded: Uint8Array | null = null;
+  p.settle((dir, d) => {
+    if (dir === 'up' && recorded === null && decodePacket(d).ok && d[0]! >= 0xfc) {
+      recorded = d.slice();
+      return null; // hold it back so the flipped copies are the first the server sees
+    }
+    return d;
+  });
+  assert.ok(recorded);
+  const rec = recorded as Uint8Array;
+  const before = p.serverEvents.length;
+  for (let i = 0; i < rec.length; i++) {
+    for (const bit of [0x01, 0x80]) {
+      const bad = rec.slice();
+      bad[i] = bad[i]! ^ bit;
+      p.server.handleDatagram(p.now, { address: '127.0.0.1', port: 40000 }, bad);
+    }
+  }
+  p.settle();
+  assert.equal(p.serverEvents.slice(before).filter((e) => e.type === 'message').length, 0, 'no flipped packet delivered');
+  // The untouched packet is still accepted afterwards: nothing a forger sent changed the session.
+  p.server.handleDatagram(p.now, { address: '127.0.0.1', port: 40000 }, rec);
+  p.settle();
+  assert.ok(p.serverEvents.slice(before).some((e) => e.type === 'message' && utf8Text(e.data) === 'tamper with me'));
+});
+
+test('replay: a packet delivered once is dropped when it comes again', () => {
+  const p = pair();
+  opened(p);
+  p.client.send(p.now, 1, utf8Bytes('once'));
+  p.settle();
+  const last = p.toServer[p.toServer.length - 1]!;
+  const dropsBefore = p.server.drops.get('replay') ?? 0;
+  p.server.handleDatagram(p.now, { address: '127.0.0.1', port: 40000 }, last);
+  assert.equal(p.server.drops.get('replay'), dropsBefore + 1);
+});
+
+test('an expired cookie gets a fresh COOKIE, not a session', () => {
+  const p = pair();
+  p.settle((dir, d) => (dir === 'down' && d[0] === 0xfa ? null : d)); // drop HS_REPLY: keep the cookie'd HELLO
+  const cookieHello = p.toServer[1]!;
+  const server2 = new ServerEndpoint({ staticKey: p.serverKey, random, now: 0 });
+  // A different server process (other secret) refuses it, as does the same one three windows later.
+  server2.handleDatagram(0, { address: '127.0.0.1', port: 40000 }, cookieHello);
+  const reply = server2.pollTransmit(0);
+  assert.ok(reply && decodePacket(reply.data).ok);
+  assert.equal(reply.data[0], 0xf9, 'COOKIE');
+  const later = p.now + 3 * COOKIE_WINDOW_MS;
+  p.server.handleDatagram(later, { address: '127.0.0.1', port: 40001 }, cookieHello);
+  const r2 = p.server.pollTransmit(later);
+  assert.equal(r2?.data[0], 0xf9);
+});
+
+test('a refused server key closes the attempt with the reason', () => {
+  const p = pair({ verify: () => ({ ok: false, reason: 'key changed' }) });
+  p.settle();
+  const closed = p.clientEvents.find((e) => e.type === 'closed');
+  assert.ok(closed && closed.type === 'closed');
+  assert.equal(closed.kind, 'server-key');
+  assert.equal(p.serverEvents.filter((e) => e.type === 'session-open').length, 0);
+});
+
+test('roaming: the session moves to a new address only after the path check', () => {
+  const p = pair();
+  const sid = opened(p);
+  p.moveClient(40001);
+  p.client.send(p.now, 1, utf8Bytes('from the new port'));
+  p.settle();
+  assert.ok(p.serverEvents.some((e) => e.type === 'message' && utf8Text(e.data) === 'from the new port'));
+  assert.ok(p.serverEvents.some((e) => e.type === 'migrated' && e.sid === sid && e.to.port === 40001));
+  assert.equal(p.server.addressOf(sid)?.port, 40001);
+  p.server.send(p.now, sid, 1, utf8Bytes('to the new port'));
+  p.settle();
+  assert.ok(p.clientEvents.some((e) => e.type === 'message' && utf8Text(e.data) === 'to the new port'));
+});
+
+test('a replayed packet from a spoofed address cannot redirect a session', () => {
+  const p = pair();
+  const sid = opened(p);
+  p.client.send(p.now, 1, utf8Bytes('x'));
+  p.settle();
+  const last = p.toServer[p.toServer.length - 1]!;
+  p.server.handleDatagram(p.now, { address: '127.0.0.1', port: 50000 }, last);
+  p.settle();
+  assert.equal(p.server.addressOf(sid)?.port, 40000);
+  assert.equal(p.toClient.filter((t) => t.to.port === 50000).length, 0, 'nothing sent to the spoofed address');
+});
+
+test('idle sessions time out on both sides; keepalives keep a quiet one alive', () => {
+  const p = pair();
+  opened(p);
+  p.advance(120_000); // client keepalives every 15 s keep it open
+  assert.equal(p.client.phase, 'open');
+  assert.equal(p.server.sessionCount, 1);
+});

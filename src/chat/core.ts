@@ -75,6 +75,26 @@ export class ChatCore {
     return { ok: true, name: check.name };
   }
 
+  /**
+   * Hands a registered session's name and rooms to a new session of the same client (a reconnect),
+   * without announcing a leave and a join. The caller has checked that both belong to one identity.
+   */
+  resume(newSid: SessionId, oldSid: SessionId, now: number): ConnectResult {
+    const m = this.members.get(oldSid);
+    if (!m || this.members.has(newSid)) return { ok: false, code: ErrorCode.BadRequest, reason: 'nothing to resume' };
+    this.members.delete(oldSid);
+    this.members.set(newSid, m);
+    this.registry.release(m.key, oldSid);
+    this.registry.claim(m.key, newSid);
+    const { floodBurst, floodRate, messageMax } = this.limits;
+    this.deliver(newSid, { type: 'welcome', name: m.name, messageMax, floodBurst, floodRate, serverTime: now });
+    for (const room of [...this.hub.roomsOf(oldSid)]) {
+      this.hub.leave(room, oldSid);
+      this.hub.join(room, newSid);
+    }
+    return { ok: true, name: m.name };
+  }
+
   handle(sid: SessionId, msg: ClientMsg, now: number): void {
     const m = this.members.get(sid);
     if (!m) return; // a session that never registered has nothing to say

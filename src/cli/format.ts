@@ -42,6 +42,8 @@ export function formatJson(ev: ChatEvent): string | null {
       return JSON.stringify({ type: 'error', code: ev.code, text: ev.text, ref: ev.ref });
     case 'welcome':
       return JSON.stringify({ type: 'welcome', from: ev.name });
+    case 'status':
+      return JSON.stringify({ type: 'status', status: ev.status, text: ev.detail });
     default:
       return null;
   }

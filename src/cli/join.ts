@@ -133,11 +133,15 @@ async function runLineMode(client: ChatClient, json: boolean): Promise<number> {
   const out = (s: string): void => void process.stdout.write(s + '\n');
   const err = (s: string): void => void process.stderr.write(`obrol: ${s}\n`);
   let closedUnexpectedly: string | null = null;
+  let wasDown = false;
   let quitting = false;
   client.on((ev: ChatEvent) => {
     const line = json ? formatJson(ev) : formatLine(ev);
     if (line !== null) out(line);
     if (ev.type === 'error' && !json) err(`error: ${ev.text}`);
+    // The first connection is reported by its result; later changes are news worth a line.
+    if (ev.type === 'status' && !json && (ev.status !== 'connecting' && (ev.status !== 'open' || wasDown))) err(ev.detail);
+    if (ev.type === 'status') wasDown = ev.status === 'reconnecting' || ev.status === 'unresponsive';
     if (ev.type === 'closed' && !quitting && ev.kind !== 'rejected') closedUnexpectedly = ev.reason;
   });
 
@@ -219,6 +223,8 @@ async function runInteractive(client: ChatClient): Promise<number> {
       else if (ev.type === 'error') show(`! ${ev.text}`);
       else if (ev.type === 'connected') {
         show(`* connected to ${ev.server}, server key ${ev.fingerprint}${ev.pinned === 'new' ? ' (new: pinned for next time)' : ''}`);
+      } else if (ev.type === 'status' && ev.status !== 'connecting') {
+        show(`* ${ev.detail}`);
       } else if (ev.type === 'closed') {
         if (!quitting) {
           show(`* disconnected: ${ev.reason}`);

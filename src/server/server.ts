@@ -22,6 +22,7 @@ import {
 } from '../wire/message.js';
 import { isObrolDatagram } from '../wire/packet.js';
 import { CloseCode } from '../session/close-codes.js';
+import { Identities } from './identities.js';
 import { LegacyGateway, type LegacyStats } from '../legacy/gateway.js';
 
 export interface ServerOptions {
@@ -77,9 +78,12 @@ export class ObrolServer {
   /** Original-protocol clients, as chat sessions with negative ids; null unless enabled. */
   private readonly legacy: LegacyGateway | null;
   private readonly streams = new StreamMap();
+  private readonly identities = new Identities();
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closed = false;
+  private sendsInFlight = 0;
+  private sendWaiters: (() => void)[] = [];
   readonly counters: ServerCounters = {
     datagramsIn: 0,
     datagramsOut: 0,
@@ -183,6 +187,7 @@ export class ObrolServer {
       if (ev === null) break;
       switch (ev.type) {
         case 'session-open':
+          this.identities.bind(ev.sid, ev.clientKey);
           this.onSessionOpen(ev.sid, ev.hello);
           break;
         case 'message':
@@ -192,6 +197,7 @@ export class ObrolServer {
           const why = ev.code === CloseCode.IdleTimeout ? LeaveReason.TimedOut : ev.byPeer ? LeaveReason.Quit : LeaveReason.ConnectionLost;
           this.chat.disconnect(ev.sid, why, ev.byPeer ? '' : ev.reason, Date.now());
           this.streams.forget(ev.sid);
+          this.identities.unbind(ev.sid);
           break;
         }
         case 'delivered':
@@ -212,6 +218,13 @@ export class ObrolServer {
       this.reject(sid, ErrorCode.BadRequest, 'the first message must be hello');
       return;
     }
+    // The same key asking for the name it holds is that client reconnecting: hand the name over quietly.
+    const holder = this.chat.ownerOf(d.value.name);
+    if (holder !== undefined && holder !== sid && this.identities.sameKey(holder, sid)) {
+      this.chat.resume(sid, holder, Date.now());
+      this.endpoint.close(monoNow(), holder, CloseCode.Replaced, 'replaced by a newer session of the same client');
+      return;
+    }
     const r = this.chat.connect(sid, d.value.name, Date.now());
     if (!r.ok) this.reject(sid, r.code, r.reason);
   }
@@ -229,9 +242,12 @@ export class ObrolServer {
       this.deliver(sid, { type: 'error', code: ErrorCode.BadRequest, text: `malformed message (${d.error.code})`, ref: null });
       return;
     }
-    const now = Date.now();
-    this.chat.handle(sid, d.value, now);
-    if (d.value.type === 'quit') this.endpoint.close(monoNow(), sid, CloseCode.Normal, d.value.reason);
+    const msg = d.value;
+    // A message resent after a reconnect gets its original echo, not a second posting.
+    const echo = msg.type === 'say' ? this.identities.recall(sid, msg.ref) : undefined;
+    if (echo) return this.deliver(sid, echo);
+    this.chat.handle(sid, msg, Date.now());
+    if (msg.type === 'quit') this.endpoint.close(monoNow(), sid, CloseCode.Normal, msg.reason);
   }
 
   private deliver(to: SessionId, msg: ServerMsg): void {
@@ -239,6 +255,7 @@ export class ObrolServer {
       this.legacy?.deliver(to, msg); // legacy sessions have negative ids
       return;
     }
+    if (msg.type === 'message' && msg.ref !== null) this.identities.remember(to, msg.ref, msg);
     const stream = 'room' in msg ? this.streams.streamFor(to, msg.room) : 0;
     const r = this.endpoint.send(monoNow(), to, stream, encodeServerMsg(msg));
     if (!r.ok && r.reason === 'buffer-full') {
@@ -249,7 +266,10 @@ export class ObrolServer {
   private sendTo(to: Address, data: Uint8Array): void {
     this.counters.datagramsOut++;
     this.counters.bytesOut += data.length;
-    this.socket.send(data, to.port, to.address);
+    this.sendsInFlight++;
+    this.socket.send(data, to.port, to.address, () => {
+      if (--this.sendsInFlight === 0) for (const w of this.sendWaiters.splice(0)) w();
+    });
   }
 
   private arm(): void {
@@ -287,6 +307,10 @@ export class ObrolServer {
     for (const sid of this.endpoint.sessionIds()) this.endpoint.close(now, sid, CloseCode.ShuttingDown, 'server shutting down');
     for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
     this.closed = true;
+    // Closing the socket would discard datagrams still queued in it: let the goodbyes leave first.
+    if (this.sendsInFlight > 0) {
+      await Promise.race([new Promise<void>((r) => this.sendWaiters.push(r)), new Promise((r) => setTimeout(r, 500))]);
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));

@@ -77,6 +77,8 @@ export class ClientEndpoint {
   private rto = HANDSHAKE_RTO_MS;
   private resendAt: number;
   private readonly connectDeadline: number;
+  private helloSentAt: number | null = null;
+  private helloResent = false;
   readonly drops = new Map<string, number>();
 
   constructor(private readonly opts: ClientEndpointOptions) {
@@ -117,6 +119,7 @@ export class ClientEndpoint {
         if (st.name !== 'hello' || !eq(p.cid, this.cid)) return this.drop('unexpected');
         st.cookie = p.cookie;
         this.out.push(encodeHello(this.cid, st.cookie, this.noise1));
+        this.helloSentAt = now;
         this.rto = HANDSHAKE_RTO_MS;
         this.resendAt = now + this.rto;
         return;
@@ -142,6 +145,8 @@ export class ClientEndpoint {
             idleTimeoutMs: this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
             sendBufferMax: SEND_BUFFER_MAX_BYTES,
             recvBufferMax: RECV_BUFFER_MAX_BYTES,
+            // The HELLO/HS_REPLY exchange is a round trip: a better first estimate than the default.
+            initialRttMs: this.helloSentAt !== null && !this.helloResent ? now - this.helloSentAt : undefined,
           },
           now,
         );
@@ -168,7 +173,9 @@ export class ClientEndpoint {
         return;
       }
       case 'reset': {
-        if (!eq(p.cid, this.cid)) return this.drop('unknown-cid');
+        // A RESET echoes the cid of the packet it answers: ours for HELLO, the server's for DATA.
+        const serverCid = st.name === 'open' || st.name === 'finish' ? st.channel.peerCid : null;
+        if (!eq(p.cid, this.cid) && !(serverCid && eq(p.cid, serverCid))) return this.drop('unknown-cid');
         if (p.code === ResetCode.BadVersion) return this.fail('version', 0, 'the server does not speak this protocol version');
         if (p.code === ResetCode.Busy) return this.fail('busy', 0, 'the server is at its session limit; try again later');
         if (st.name === 'open') return this.fail('reset', 0, 'the server no longer knows this session (it may have restarted)');
@@ -257,6 +264,7 @@ export class ClientEndpoint {
       return this.fail('unreachable', 0, 'no answer from the server');
     }
     if (now >= this.resendAt) {
+      this.helloResent = true; // an RTT measured across a retransmission would be ambiguous
       this.out.push(st.name === 'hello' ? encodeHello(this.cid, st.cookie, this.noise1) : st.finish);
       this.rto = Math.min(this.rto * 2, HANDSHAKE_RTO_MAX_MS);
       this.resendAt = now + this.rto;

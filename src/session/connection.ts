@@ -42,6 +42,8 @@ export interface ConnectionConfig {
   idleTimeoutMs: number;
   sendBufferMax: number;
   recvBufferMax: number;
+  /** An RTT measured during the handshake, used until the first ack gives a sample. */
+  initialRttMs?: number;
 }
 
 export type ConnectionEvent =
@@ -158,6 +160,7 @@ export class Connection {
     this.chunkMax = cfg.maxPayload - ACK_RESERVE - MSG_HEADER_MAX;
     if (this.chunkMax < 64) throw new RangeError(`maxPayload ${cfg.maxPayload} is too small`);
     this.cwnd = INITIAL_CWND_PACKETS * cfg.maxPayload;
+    if (cfg.initialRttMs !== undefined && cfg.initialRttMs >= 0) this.updateRtt(Math.max(cfg.initialRttMs, TIMER_GRANULARITY_MS), 0);
     this.lastSendAt = now;
     this.lastReceiveAt = now;
   }

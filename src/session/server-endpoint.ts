@@ -95,6 +95,9 @@ interface Pending {
   hs: NoiseHandshake;
   reply: Uint8Array;
   expires: number;
+  /** When HS_REPLY first went out: HS_FINISH a round trip later gives a first RTT estimate. */
+  sentAt: number;
+  resent: boolean;
 }
 
 interface Session {
@@ -183,7 +186,10 @@ export class ServerEndpoint {
     // The address is validated from here on.
     const helloKey = `${addrKey(from)}|${hex(p.cid)}`;
     const existing = this.pendingByHello.get(helloKey);
-    if (existing) return this.emit(from, existing.reply, true); // our HS_REPLY was lost
+    if (existing) {
+      existing.resent = true; // our HS_REPLY was lost
+      return this.emit(from, existing.reply, true);
+    }
 
     if (!this.takeHandshakeToken(now, from.address)) return this.drop('handshake-rate');
     const maxSessions = this.opts.maxSessions ?? MAX_SESSIONS;
@@ -212,6 +218,8 @@ export class ServerEndpoint {
       hs,
       reply: encodeHsReply(p.cid, cid, reply),
       expires: now + CONNECT_TIMEOUT_MS,
+      sentAt: now,
+      resent: false,
     };
     this.byCid.set(pending.cidKey, pending);
     this.pendingByHello.set(helloKey, pending);
@@ -243,7 +251,7 @@ export class ServerEndpoint {
       cidKey: entry.cidKey,
       ip: from.address,
       addr: from,
-      conn: new Connection(this.connConfig, now),
+      conn: new Connection({ ...this.connConfig, initialRttMs: entry.resent ? undefined : now - entry.sentAt }, now),
       channel: new SecureChannel({ send: keys.send, recv: keys.recv }, entry.clientCid, now),
       deadline: null,
       probe: null,

@@ -42,12 +42,16 @@ export const ACK_EVERY_PACKETS = 4;
 export const LOSS_PACKET_THRESHOLD = 3;
 /** Time-threshold loss detection multiplier (RFC 9002 kTimeThreshold = 9/8). */
 export const LOSS_TIME_THRESHOLD = 9 / 8;
+/** Most packets of reordering tolerated before a loss is declared, after spurious losses widened it. */
+export const MAX_REORDER_PACKETS = 10;
+/** Most the time threshold grows to after spurious losses (in RTTs). */
+export const MAX_REORDER_TIME_FACTOR = 2;
 /** RTT assumed before the first sample (RFC 9002 kInitialRtt is 333 ms; a chat over the internet is rarely worse). */
 export const INITIAL_RTT_MS = 333;
 /** Timer granularity (RFC 9002 kGranularity). */
 export const TIMER_GRANULARITY_MS = 1;
-/** Upper bound on a single probe timeout after backoff, so a returning peer is noticed quickly. */
-export const MAX_PTO_MS = 10_000;
+/** Upper bound on one probe timeout after backoff: over a dozen probes fit in an idle timeout, so a lossy but live path stays alive, and a returning peer is noticed quickly. */
+export const MAX_PTO_MS = 3_000;
 /** Most ack ranges carried in one ACK frame; older ranges are dropped (RFC 9000 recommends limiting). */
 export const MAX_ACK_RANGES = 32;
 /** Initial congestion window in bytes (RFC 9002: 10 * max datagram size). */

@@ -36,6 +36,7 @@ export function parseDuration(s: string): number | null {
 
 export class Impairment {
   private readonly rng: Rng;
+  private lastInOrder = -Infinity;
   readonly stats = { seen: 0, dropped: 0, duplicated: 0, reordered: 0 };
 
   constructor(private readonly o: ImpairmentOptions) {
@@ -55,15 +56,18 @@ export class Impairment {
       this.stats.dropped++;
       return [];
     }
-    const times = [now + this.delay()];
+    // Jitter varies the delay but keeps order, as a queue does; only `reorder` lets datagrams overtake.
+    const inOrder = Math.max(now + this.delay(), this.lastInOrder);
+    this.lastInOrder = inOrder;
+    const times = [inOrder];
     if (this.rng.next() < this.o.reorder) {
       // Hold it back long enough for the next few datagrams to overtake it.
       this.stats.reordered++;
-      times[0]! += Math.max(5, this.o.delayMs + this.o.jitterMs) * (1 + this.rng.next());
+      times[0] = inOrder + Math.max(5, this.o.delayMs + this.o.jitterMs) * (1 + this.rng.next());
     }
     if (this.rng.next() < this.o.dup) {
       this.stats.duplicated++;
-      times.push(now + this.delay());
+      times.push(inOrder);
     }
     return times;
   }

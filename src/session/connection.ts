@@ -24,6 +24,8 @@ import {
   MAX_ACK_RANGES,
   MAX_PACKET_NUMBER,
   MAX_PTO_MS,
+  MAX_REORDER_PACKETS,
+  MAX_REORDER_TIME_FACTOR,
   MAX_STREAMS,
   MIN_CWND_PACKETS,
   TIMER_GRANULARITY_MS,
@@ -31,6 +33,8 @@ import {
 import { Writer } from '../wire/buf.js';
 import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, type AckRange, type Frame } from '../wire/frame.js';
 
+/** Declared-lost packet numbers remembered for spotting spurious losses. */
+const DECLARED_LOST_MEMORY = 256;
 /** Room kept in every packet for an ACK frame, so a full-size fragment always fits beside one. */
 const ACK_RESERVE = 80;
 
@@ -64,6 +68,7 @@ export interface ConnectionStats {
   sentPackets: number;
   recvPackets: number;
   lostPackets: number;
+  spuriousLosses: number;
   retransmittedBytes: number;
   ackFramesSent: number;
   ackFramesReceived: number;
@@ -140,6 +145,13 @@ export class Connection {
   private cwnd: number;
   private ssthresh = Infinity;
   private recoveryStart = -Infinity;
+  /** Window before the last congestion event, restored if that loss proves spurious. */
+  private undo: { cwnd: number; ssthresh: number } | null = null;
+  /** Reordering tolerance: widened each time a packet declared lost is acknowledged after all. */
+  private packetThreshold = LOSS_PACKET_THRESHOLD;
+  private timeThreshold = LOSS_TIME_THRESHOLD;
+  /** Recently declared-lost packet numbers, to recognise spurious losses (bounded, oldest dropped). */
+  private readonly declaredLost = new Set<number>();
 
   // ---- receive side
   private readonly ranges: AckRange[] = []; // descending, merged
@@ -148,12 +160,22 @@ export class Connection {
   private ackElicitingUnacked = 0;
   private ackDeadline: number | null = null;
   private ackNow = false;
+  /** Packets arrived since our last ACK frame: only then is an ACK worth piggybacking. */
+  private unackedArrivals = false;
   private readonly streams = new Map<number, InStream>();
   private bufferedRecv = 0;
   private lastReceiveAt: number;
   private finalAck = false;
 
-  private readonly counters = { sentPackets: 0, recvPackets: 0, lostPackets: 0, retransmittedBytes: 0, ackFramesSent: 0, ackFramesReceived: 0 };
+  private readonly counters = {
+    sentPackets: 0,
+    recvPackets: 0,
+    lostPackets: 0,
+    spuriousLosses: 0,
+    retransmittedBytes: 0,
+    ackFramesSent: 0,
+    ackFramesReceived: 0,
+  };
 
   constructor(cfg: ConnectionConfig, now: number) {
     this.cfg = cfg;
@@ -231,7 +253,7 @@ export class Connection {
     const w = new Writer(this.cfg.maxPayload);
     let budget = this.cfg.maxPayload;
     let ackIncluded = false;
-    if (this.ranges.length > 0 && (wantAck || (canSendData && hasData))) {
+    if (this.ranges.length > 0 && (wantAck || (canSendData && hasData && this.unackedArrivals))) {
       const ack = this.buildAck(now);
       encodeFrame(w, ack);
       budget -= frameSize(ack);
@@ -298,6 +320,7 @@ export class Connection {
     this.counters.sentPackets++;
     this.lastSendAt = now;
     if (ackIncluded) {
+      this.unackedArrivals = false;
       this.counters.ackFramesSent++;
       this.ackElicitingUnacked = 0;
       this.ackDeadline = null;
@@ -342,6 +365,7 @@ export class Connection {
     this.lastReceiveAt = now;
     const outOfOrder = this.ranges.length > 0 && pn !== this.ranges[0]!.hi + 1;
     this.recordReceived(pn, now);
+    this.unackedArrivals = true;
     let elicits = false;
     for (const f of frames) {
       if (isAckEliciting(f)) elicits = true;
@@ -467,6 +491,7 @@ export class Connection {
       this.bytesInFlight -= p.size;
       this.onPacketAcked(p);
     }
+    this.checkSpuriousLoss(ranges);
     if (!newlyAcked) return;
     if (largest > this.largestAcked) this.largestAcked = largest;
     if (largestNewlyAcked && largestNewlyAcked.pn === largest) {
@@ -474,6 +499,27 @@ export class Connection {
     }
     this.ptoCount = 0;
     this.detectLosses(now);
+  }
+
+  /** An ack for a packet we declared lost: it was reordered, not lost. Undo the cut and tolerate more. */
+  private checkSpuriousLoss(ranges: AckRange[]): void {
+    let spurious = false;
+    for (const pn of this.declaredLost) {
+      if (inRanges(pn, ranges)) {
+        this.declaredLost.delete(pn);
+        spurious = true;
+      }
+    }
+    if (!spurious) return;
+    this.counters.spuriousLosses++;
+    this.packetThreshold = Math.min(this.packetThreshold + 1, MAX_REORDER_PACKETS);
+    this.timeThreshold = Math.min(this.timeThreshold + 0.125, MAX_REORDER_TIME_FACTOR);
+    if (this.undo) {
+      this.cwnd = Math.max(this.cwnd, this.undo.cwnd);
+      this.ssthresh = this.undo.ssthresh;
+      this.undo = null;
+      this.recoveryStart = -Infinity;
+    }
   }
 
   private onPacketAcked(p: SentPacket): void {
@@ -509,15 +555,18 @@ export class Connection {
 
   private detectLosses(now: number): void {
     this.lossTime = null;
-    const lossDelay = Math.max(LOSS_TIME_THRESHOLD * Math.max(this.srtt, this.hasRttSample ? this.minRtt : this.srtt), TIMER_GRANULARITY_MS);
+    const lossDelay = Math.max(this.timeThreshold * Math.max(this.srtt, this.hasRttSample ? this.minRtt : this.srtt), TIMER_GRANULARITY_MS);
     let lostAny = false;
     let latestLostTime = -Infinity;
     for (const [pn, p] of this.sent) {
       if (pn > this.largestAcked) break;
-      if (this.largestAcked - pn >= LOSS_PACKET_THRESHOLD || p.time <= now - lossDelay) {
+      // Compare as lossTime is computed (time + delay), so a timer that fires at lossTime always acts.
+      if (this.largestAcked - pn >= this.packetThreshold || p.time + lossDelay <= now) {
         this.sent.delete(pn);
         this.bytesInFlight -= p.size;
         this.counters.lostPackets++;
+        this.declaredLost.add(pn);
+        if (this.declaredLost.size > DECLARED_LOST_MEMORY) this.declaredLost.delete(this.declaredLost.values().next().value!);
         this.requeue(p);
         lostAny = true;
         latestLostTime = Math.max(latestLostTime, p.time);
@@ -527,6 +576,7 @@ export class Connection {
       }
     }
     if (lostAny && latestLostTime > this.recoveryStart) {
+      this.undo = { cwnd: this.cwnd, ssthresh: this.ssthresh };
       this.recoveryStart = now;
       this.ssthresh = Math.max(this.cwnd / 2, MIN_CWND_PACKETS * this.cfg.maxPayload);
       this.cwnd = this.ssthresh;
@@ -560,7 +610,8 @@ export class Connection {
     };
     consider(this.ackDeadline);
     consider(this.lossTime ?? this.ptoTime());
-    if (this.cfg.keepaliveMs !== null) consider(this.lastSendAt + this.cfg.keepaliveMs);
+    // Once a PING is pending the keepalive timer has done its job; a past deadline would spin the caller.
+    if (this.cfg.keepaliveMs !== null && !this.pingPending) consider(this.lastSendAt + this.cfg.keepaliveMs);
     consider(this.closingDeadline);
     return t;
   }

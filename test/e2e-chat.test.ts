@@ -153,3 +153,43 @@ test('serve stops cleanly on SIGINT and SIGTERM', async () => {
     await server.stop();
   }
 });
+
+test('server identity: pinned on first use, a changed key is refused loudly, --fingerprint verifies first contact', async () => {
+  const client = tempDir('obrol-client-');
+  const first = await startServer();
+  const port = first.port;
+  try {
+    const a = join('alice', port, [], client.path);
+    await a.waitFor('alice has joined the chat');
+    a.end();
+    assert.equal((await a.exited).code, 0);
+    const fp = /server key (SHA256:\S+),/.exec(first.p.stdout.join('\n'))![1]!;
+    await first.stop();
+
+    // Same address, new key (another data dir): refused, with ssh's kind of warning.
+    const second = await startServer(['--port', String(port)]);
+    try {
+      const b = join('alice', port, [], client.path);
+      b.end();
+      assert.equal((await b.exited).code, 1);
+      const err = b.stderr.join('\n');
+      assert.match(err, /THE SERVER KEY HAS CHANGED/);
+      assert.match(err, new RegExp(fp.replace(/[+/]/g, '\\$&')));
+      // A fresh client given the wrong fingerprint is refused; given the right one, it connects.
+      const fresh = tempDir('obrol-client-');
+      const c = join('carol', port, ['--fingerprint', fp], fresh.path);
+      c.end();
+      assert.equal((await c.exited).code, 1);
+      const rightFp = /server key (SHA256:\S+),/.exec(second.p.stdout.join('\n'))![1]!;
+      const d = join('dave', port, ['--fingerprint', rightFp], fresh.path);
+      await d.waitFor('dave has joined the chat');
+      d.end();
+      assert.equal((await d.exited).code, 0);
+      fresh.remove();
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    client.remove();
+  }
+});

@@ -1,0 +1,182 @@
+// The crypto layer: Noise XX handshake and transport, cookies, the replay window, key files and pinning.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { dh, fingerprint, generateKeyPair, NoiseError, NoiseHandshake, open, rekey, seal } from '../src/crypto/noise.js';
+import { CookieJar } from '../src/crypto/cookie.js';
+import { ReplayWindow } from '../src/crypto/replay.js';
+import { configDir, KnownServers, loadOrCreateKeyPair } from '../src/crypto/keystore.js';
+import { COOKIE_SECRET_ROTATE_MS, COOKIE_WINDOW_MS, REPLAY_WINDOW_PACKETS } from '../src/limits.js';
+import { tempDir } from './helpers/cli.js';
+
+const prologue = new TextEncoder().encode('obrol/1');
+
+function handshake() {
+  const serverKey = generateKeyPair();
+  const clientKey = generateKeyPair();
+  const client = new NoiseHandshake({ initiator: true, prologue, staticKey: clientKey });
+  const server = new NoiseHandshake({ initiator: false, prologue, staticKey: serverKey });
+  const m1 = client.writeMessage(new Uint8Array(0));
+  server.readMessage(m1);
+  const m2 = server.writeMessage(new Uint8Array(0));
+  client.readMessage(m2);
+  const m3 = client.writeMessage(new TextEncoder().encode('hello'));
+  const payload = server.readMessage(m3);
+  return { client, server, serverKey, clientKey, m1, m2, m3, payload };
+}
+
+test('XX handshake: both sides learn the other static key, agree on keys and hash; message sizes', () => {
+  const h = handshake();
+  assert.equal(new TextDecoder().decode(h.payload), 'hello');
+  assert.deepEqual(h.client.remoteStatic, h.serverKey.publicKey);
+  assert.deepEqual(h.server.remoteStatic, h.clientKey.publicKey);
+  assert.deepEqual(h.client.handshakeHash, h.server.handshakeHash);
+  const c = h.client.split();
+  const s = h.server.split();
+  assert.deepEqual(c.send, s.recv);
+  assert.deepEqual(c.recv, s.send);
+  assert.notDeepEqual(c.send, c.recv);
+  // Noise XX with empty payloads: 32, 96 and 64 bytes (message 3 carries 5 payload bytes here).
+  assert.equal(h.m1.length, 32);
+  assert.equal(h.m2.length, 96);
+  assert.equal(h.m3.length, 64 + 5);
+});
+
+test('a tampered handshake message is refused with NoiseError, and the state is then unusable', () => {
+  for (const which of ['m2', 'm3'] as const) {
+    const serverKey = generateKeyPair();
+    const client = new NoiseHandshake({ initiator: true, prologue, staticKey: generateKeyPair() });
+    const server = new NoiseHandshake({ initiator: false, prologue, staticKey: serverKey });
+    server.readMessage(client.writeMessage(new Uint8Array(0)));
+    const m2 = server.writeMessage(new Uint8Array(0));
+    if (which === 'm2') {
+      const bad = m2.slice();
+      bad[40] ^= 1;
+      assert.throws(() => client.readMessage(bad), NoiseError);
+      assert.throws(() => client.readMessage(m2), NoiseError);
+    } else {
+      client.readMessage(m2);
+      const m3 = client.writeMessage(new Uint8Array(0));
+      const bad = m3.slice();
+      bad[bad.length - 1] ^= 0x80;
+      assert.throws(() => server.readMessage(bad), NoiseError);
+    }
+  }
+});
+
+test('a different prologue fails the handshake', () => {
+  const client = new NoiseHandshake({ initiator: true, prologue, staticKey: generateKeyPair() });
+  const server = new NoiseHandshake({ initiator: false, prologue: new TextEncoder().encode('other/1'), staticKey: generateKeyPair() });
+  server.readMessage(client.writeMessage(new Uint8Array(0)));
+  assert.throws(() => client.readMessage(server.writeMessage(new Uint8Array(0))), NoiseError);
+});
+
+test('transport: open() refuses any flipped bit, a wrong nonce or wrong associated data; rekey changes the key', () => {
+  const { send } = handshake().client.split();
+  const ad = new Uint8Array([1, 2, 3]);
+  const ct = seal(send, 7, ad, new TextEncoder().encode('secret'));
+  assert.equal(new TextDecoder().decode(open(send, 7, ad, ct)!), 'secret');
+  for (let i = 0; i < ct.length; i++) {
+    const bad = ct.slice();
+    bad[i] ^= 1;
+    assert.equal(open(send, 7, ad, bad), null);
+  }
+  assert.equal(open(send, 8, ad, ct), null);
+  assert.equal(open(send, 7, new Uint8Array([1, 2, 4]), ct), null);
+  assert.equal(open(send, 7, ad, ct.subarray(0, 10)), null);
+  const next = rekey(send);
+  assert.equal(next.length, 32);
+  assert.notDeepEqual(next, send);
+  assert.equal(open(next, 7, ad, ct), null);
+});
+
+test('dh refuses low-order points (an all-zero shared secret)', () => {
+  assert.throws(() => dh(generateKeyPair().privateKey, new Uint8Array(32)), NoiseError);
+  assert.match(fingerprint(new Uint8Array(32)), /^SHA256:[A-Za-z0-9+/]{43}$/);
+});
+
+test('cookies: valid for their address, port and cid, in their window and the next, across one rotation', () => {
+  let n = 0;
+  const jar = new CookieJar(() => new Uint8Array(32).fill(++n), 0);
+  const addr = { address: '192.0.2.1', port: 4000 };
+  const cid = new Uint8Array(8).fill(9);
+  const c = jar.mint(1000, addr, cid);
+  assert.ok(jar.verify(1000, addr, cid, c));
+  assert.ok(jar.verify(COOKIE_WINDOW_MS + 1000, addr, cid, c), 'next window');
+  assert.ok(!jar.verify(2 * COOKIE_WINDOW_MS + 1000, addr, cid, c), 'two windows later');
+  assert.ok(!jar.verify(1000, { ...addr, port: 4001 }, cid, c));
+  assert.ok(!jar.verify(1000, { ...addr, address: '192.0.2.2' }, cid, c));
+  assert.ok(!jar.verify(1000, addr, new Uint8Array(8), c));
+  // Minted just before a rotation, checked just after: the previous secret still counts.
+  const t = COOKIE_SECRET_ROTATE_MS - 10;
+  const late = jar.mint(t, addr, cid);
+  assert.ok(jar.verify(t + 20, addr, cid, late));
+  const t2 = t + 20 + COOKIE_SECRET_ROTATE_MS;
+  jar.mint(t2, addr, cid); // a second rotation
+  assert.ok(!jar.verify(t2, addr, cid, late));
+});
+
+test('cookies: random bytes never verify and never throw', () => {
+  const jar = new CookieJar(() => new Uint8Array(32).fill(1), 0);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 40 }), (b) => {
+      assert.equal(jar.verify(0, { address: '127.0.0.1', port: 1 }, new Uint8Array(8), b), false);
+    }),
+  );
+});
+
+test('replay window: accepts each packet number once, refuses ones too old (against a model)', () => {
+  fc.assert(
+    fc.property(fc.array(fc.nat({ max: 6000 }), { maxLength: 400 }), (pns) => {
+      const w = new ReplayWindow();
+      const seen = new Set<number>();
+      let top = -1;
+      for (const pn of pns) {
+        const want = !seen.has(pn) && !(top >= 0 && top - pn >= REPLAY_WINDOW_PACKETS);
+        assert.equal(w.check(pn), want, `pn ${pn}`);
+        if (want) {
+          w.accept(pn);
+          seen.add(pn);
+          top = Math.max(top, pn);
+        }
+      }
+    }),
+  );
+});
+
+test('key files: created 0600 and reloaded; a malformed file is refused, not overwritten', () => {
+  const dir = tempDir();
+  try {
+    const file = join(dir.path, 'nested', 'server.key');
+    const a = loadOrCreateKeyPair(file);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(loadOrCreateKeyPair(file), a);
+    const bad = join(dir.path, 'bad.key');
+    writeFileSync(bad, 'not a key');
+    assert.throws(() => loadOrCreateKeyPair(bad), /not a key file/);
+    assert.equal(readFileSync(bad, 'utf8'), 'not a key');
+  } finally {
+    dir.remove();
+  }
+});
+
+test('known servers: new, then match, then a loud mismatch; config dir precedence', () => {
+  const dir = tempDir();
+  try {
+    const ks = new KnownServers(join(dir.path, 'known_servers'));
+    const k1 = generateKeyPair().publicKey;
+    const k2 = generateKeyPair().publicKey;
+    assert.deepEqual(ks.check('chat.example:6789', k1), { status: 'new' });
+    ks.pin('chat.example:6789', k1);
+    assert.ok(existsSync(ks.file));
+    assert.deepEqual(ks.check('chat.example:6789', k1), { status: 'match' });
+    assert.deepEqual(ks.check('chat.example:6789', k2), { status: 'mismatch', pinnedFingerprint: fingerprint(k1), fingerprint: fingerprint(k2) });
+    assert.deepEqual(ks.check('other:6789', k2), { status: 'new' });
+    assert.equal(configDir({ OBROL_CONFIG_DIR: '/x', XDG_CONFIG_HOME: '/y' }), '/x');
+    assert.equal(configDir({ XDG_CONFIG_HOME: '/y' }), '/y/obrol');
+  } finally {
+    dir.remove();
+  }
+});

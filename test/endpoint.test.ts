@@ -229,3 +229,53 @@ test('idle sessions time out on both sides; keepalives keep a quiet one alive', 
   assert.equal(p.client.phase, 'open');
   assert.equal(p.server.sessionCount, 1);
 });
+
+test('keys rotate after a packet count; packets reordered across the switch still open', async () => {
+  const { SecureChannel } = await import('../src/session/channel.js');
+  const { NoiseHandshake } = await import('../src/crypto/noise.js');
+  const { decodePacket: decode } = await import('../src/wire/packet.js');
+  const prologue = utf8Bytes('obrol/1');
+  const c = new NoiseHandshake({ initiator: true, prologue, staticKey: generateKeyPair() });
+  const s = new NoiseHandshake({ initiator: false, prologue, staticKey: generateKeyPair() });
+  s.readMessage(c.writeMessage(new Uint8Array(0)));
+  c.readMessage(s.writeMessage(new Uint8Array(0)));
+  s.readMessage(c.writeMessage(new Uint8Array(0)));
+  const cid = new Uint8Array(8);
+  const tx = new SecureChannel(c.split(), cid, 0, 5, 60_000);
+  const rx = new SecureChannel(s.split(), cid, 0, 5, 60_000);
+  const sealed = Array.from({ length: 20 }, (_, pn) => tx.seal(pn, pn, utf8Bytes(`p${pn}`)));
+  const phases = sealed.map((d) => d[0]! & 1);
+  assert.deepEqual(phases.slice(0, 6), [0, 0, 0, 0, 0, 1], 'the sixth packet uses the next key');
+  // Deliver with neighbours swapped around every phase switch.
+  const order = [0, 1, 2, 3, 5, 4, 6, 7, 8, 9, 11, 10, 12, 13, 14, 15, 17, 16, 18, 19];
+  for (const pn of order) {
+    const d = decode(sealed[pn]!);
+    assert.ok(d.ok && d.value.type === 'data');
+    if (!d.ok || d.value.type !== 'data') continue;
+    const r = rx.open(pn, d.value.keyPhase, d.value.pn, d.value.header, d.value.sealed);
+    assert.ok(r.ok, `packet ${pn}`);
+    if (r.ok) assert.equal(utf8Text(r.payload), `p${pn}`);
+  }
+});
+
+test('abuse limits: handshakes per IP per second and sessions per IP', () => {
+  const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now: 0, handshakesPerIpPerSec: 2, sessionsPerIp: 3 });
+  const from = (port: number) => ({ address: '127.0.0.7', port });
+  const tryHandshake = (port: number, now: number): number => {
+    const cid = random(8);
+    server.handleDatagram(now, from(port), encodeHello(cid, new Uint8Array(0), random(32)));
+    const cookie = server.pollTransmit(now)!;
+    const d = decodePacket(cookie.data);
+    assert.ok(d.ok && d.value.type === 'cookie');
+    if (!d.ok || d.value.type !== 'cookie') return 0;
+    server.handleDatagram(now, from(port), encodeHello(cid, d.value.cookie, generateKeyPair().publicKey));
+    const reply = server.pollTransmit(now);
+    return reply ? reply.data[0]! : 0;
+  };
+  assert.equal(tryHandshake(1, 0), 0xfa);
+  assert.equal(tryHandshake(2, 0), 0xfa);
+  assert.equal(tryHandshake(3, 0), 0, 'a third handshake in the same second is dropped');
+  assert.equal(server.drops.get('handshake-rate'), 1);
+  assert.equal(tryHandshake(4, 1000), 0xfa, 'the bucket refills');
+  assert.equal(tryHandshake(5, 2000), 0xfe, 'a fourth pending session from one IP gets RESET busy');
+});

@@ -71,10 +71,13 @@ export class SecureChannel {
     let payload: Uint8Array | null;
     if (keyPhase === this.recvPhase) {
       payload = open(this.recvKey, pn, header, sealed);
-    } else if (this.prevRecvKey !== null && now < this.prevRecvUntil) {
-      // Either a late packet under the old key, or the peer rotated again (not allowed this soon).
-      payload = open(this.prevRecvKey, pn, header, sealed);
     } else {
+      // The other phase: a late packet under the previous key, or the peer's next key.
+      payload = this.prevRecvKey !== null && now < this.prevRecvUntil ? open(this.prevRecvKey, pn, header, sealed) : null;
+      if (payload !== null) {
+        this.replay.accept(pn);
+        return { ok: true, payload };
+      }
       const next = rekey(this.recvKey);
       payload = open(next, pn, header, sealed);
       if (payload !== null) {

@@ -193,3 +193,28 @@ test('server identity: pinned on first use, a changed key is refused loudly, --f
     client.remove();
   }
 });
+
+test('piping a file through line mode at the default flood limits never trips them: the client paces itself', { timeout: 60_000 }, async () => {
+  const server = await startServer(); // defaults: burst 20, 10 messages per second
+  try {
+    const watcher = join('watcher', server.port);
+    await watcher.waitFor('watcher has joined the chat');
+    const bot = join('bot', server.port);
+    await watcher.waitFor('bot has joined the chat');
+    const lines = Array.from({ length: 60 }, (_, i) => `line ${i}`);
+    for (const l of lines) bot.send(l);
+    bot.end();
+    const r = await bot.exited;
+    assert.equal(r.code, 0, bot.stderr.join('\n'));
+    assert.doesNotMatch(bot.stderr.join('\n'), /slow down/);
+    await watcher.waitFor('bot: line 59', 10_000);
+    assert.deepEqual(
+      watcher.stdout.filter((l) => l.startsWith('bot: ')),
+      lines.map((l) => `bot: ${l}`),
+    );
+    watcher.end();
+    await watcher.exited;
+  } finally {
+    await server.stop();
+  }
+});

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Connection, type ConnectionConfig, type ConnectionEvent } from '../src/session/connection.js';
 import { decodeFrames, encodeFrames, type Frame } from '../src/wire/frame.js';
 import { Rng } from '../src/proxy/rng.js';
-import { SimNet, type Link, type SimNode } from './sim/network.js';
+import { SimNet, type Link, type SimNode } from '../src/sim/network.js';
 import { IDLE_TIMEOUT_MS, KEEPALIVE_MS, MAX_ACK_RANGES, RECV_BUFFER_MAX_BYTES, SEND_BUFFER_MAX_BYTES } from '../src/limits.js';
 
 const MAX_PAYLOAD = 1200 - 13 - 16;

@@ -1,8 +1,8 @@
 // A deterministic simulated network with a virtual clock for sans-I/O Connections: every datagram's fate
 // (loss, duplication, reordering, delay) comes from a seeded PRNG, so a failure replays from its seed.
-import { Impairment, type ImpairmentOptions } from '../../src/proxy/impairment.js';
-import { Connection, type ConnectionConfig, type ConnectionEvent } from '../../src/session/connection.js';
-import { DeadlineHeap } from '../../src/util/deadline-heap.js';
+import { Impairment, type ImpairmentOptions } from '../proxy/impairment.js';
+import { Connection, type ConnectionConfig, type ConnectionEvent } from '../session/connection.js';
+import { DeadlineHeap } from '../util/deadline-heap.js';
 
 export type Link = Omit<ImpairmentOptions, 'seed'>;
 

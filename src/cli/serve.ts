@@ -71,13 +71,14 @@ export async function serveMain(argv: string[]): Promise<number> {
     if (err.code === 'EADDRNOTAVAIL') throw new UsageError(`cannot listen on ${values.host}: no such local address`, 1);
     throw e;
   }
+  // Handlers first: a signal sent the moment the ready line appears must find them in place.
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
   console.log(`obrol: listening on udp ${formatAddr(server.address())}, server key ${server.fingerprint}, data in ${dataDir}`);
   if (legacy) console.log(`obrol: legacy plain-text protocol on, same port: unencrypted and unauthenticated; silent legacy clients leave after ${legacyIdle} s`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await stopped;
   await server.close();
   console.log('obrol: stopped');
   return 0;

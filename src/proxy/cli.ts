@@ -73,14 +73,15 @@ export async function proxyMain(argv: string[]): Promise<number> {
   const bad = validateImpairment(opts);
   if (bad) throw new UsageError(bad);
   const proxy = await startProxy(opts);
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
   console.log(
     `obrol proxy: ${opts.listenHost}:${proxy.port} -> ${to.host}:${to.port} ` +
       `(loss ${opts.loss}, dup ${opts.dup}, reorder ${opts.reorder}, delay ${opts.delayMs}ms, jitter ${opts.jitterMs}ms, seed ${opts.seed})`,
   );
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await stopped;
   await proxy.close();
   return 0;
 }

@@ -77,6 +77,33 @@ export function pointToPoint(loss: number, opts: { messages?: number; size?: num
   };
 }
 
+export interface BulkRow {
+  loss: number;
+  messageBytes: number;
+  messages: number;
+  goodputKBps: number;
+  wireOverhead: number;
+}
+
+/** As fast as the congestion window allows: messages queue, so they share packets. */
+export function bulk(loss: number, size: number, messages = 20_000, seed = 3): BulkRow {
+  const net = new SimNet(seed, { loss, dup: 0, reorder: 0, delayMs: 20, jitterMs: 5 });
+  const a = net.addNode();
+  const b = net.addNode();
+  net.connect(a, b, client, server);
+  const conn = a.conns.get(b.id)!;
+  let got = 0;
+  let queued = 0;
+  const data = new Uint8Array(size);
+  for (let i = 0; i < 60_000 && got < messages; i++) {
+    while (queued < messages && conn.send(1, data, net.now).ok) queued++;
+    net.run(net.now + 10, (node, _peer, ev) => {
+      if (node === b && ev.type === 'message') got++;
+    });
+  }
+  return { loss, messageBytes: size, messages, goodputKBps: (messages * size) / 1024 / (net.now / 1000), wireOverhead: net.wire.bytes / (messages * size) };
+}
+
 export interface BusyRoomRow {
   clients: number;
   messages: number;
@@ -119,9 +146,10 @@ export function busyRoom(clients: number, messages: number, loss: number, seed =
   return { clients, messages, loss, deliveries, acksPerDelivery: acks / deliveries, wireOverhead: net.wire.bytes / payload };
 }
 
-export function sessionReport(): { pointToPoint: SessionBenchRow[]; busyRoom: BusyRoomRow[]; markdown: string } {
+export function sessionReport(): { pointToPoint: SessionBenchRow[]; bulk: BulkRow[]; busyRoom: BusyRoomRow[]; markdown: string } {
   const p2p = [0, 0.01, 0.05, 0.2].map((loss) => pointToPoint(loss));
   const rooms = [busyRoom(50, 5000, 0), busyRoom(50, 5000, 0.05)];
+  const bulks = [bulk(0, 100), bulk(0.05, 100), bulk(0, 1000), bulk(0.05, 1000)];
   const md = [
     '| loss | messages (bytes, rate) | latency p50 | latency p99 | goodput | wire bytes / payload | retransmitted |',
     '|---|---|---|---|---|---|---|',
@@ -130,13 +158,17 @@ export function sessionReport(): { pointToPoint: SessionBenchRow[]; busyRoom: Bu
         `| ${(r.loss * 100).toFixed(0)}% | ${r.messages} (${r.messageBytes} B, ${r.ratePerSec}/s) | ${r.latencyP50Ms.toFixed(1)} ms | ${r.latencyP99Ms.toFixed(1)} ms | ${r.goodputKBps.toFixed(1)} KiB/s | ${r.wireOverhead.toFixed(3)} | ${(r.retransmittedShare * 100).toFixed(1)}% |`,
     ),
     '',
+    '| bulk (queue-limited) | loss | goodput | wire bytes / payload |',
+    '|---|---|---|---|',
+    ...bulks.map((r) => `| ${r.messages} × ${r.messageBytes} B | ${(r.loss * 100).toFixed(0)}% | ${r.goodputKBps.toFixed(0)} KiB/s | ${r.wireOverhead.toFixed(3)} |`),
+    '',
     '| busy room | loss | deliveries | acks received by the server per delivered message | wire bytes / payload |',
     '|---|---|---|---|---|',
     ...rooms.map(
       (r) => `| ${r.clients} clients, ${r.messages} messages | ${(r.loss * 100).toFixed(0)}% | ${r.deliveries} | ${r.acksPerDelivery.toFixed(3)} | ${r.wireOverhead.toFixed(3)} |`,
     ),
   ].join('\n');
-  return { pointToPoint: p2p, busyRoom: rooms, markdown: md };
+  return { pointToPoint: p2p, bulk: bulks, busyRoom: rooms, markdown: md };
 }
 
 // Run directly: `node dist/bench/session.js` prints the tables (npm run bench:session).

@@ -22,7 +22,7 @@ import { fingerprint, type KeyPair } from '../crypto/noise.js';
 import { configDir, KnownServers, loadOrCreateKeyPair } from '../crypto/keystore.js';
 import { ClientEndpoint, type CloseKind, type ServerKeyVerdict } from '../session/client-endpoint.js';
 import { CloseCode } from '../session/close-codes.js';
-import { decodeServerMsg, encodeClientMsg, ErrorCode, LeaveReason, type ClientMsg } from '../wire/message.js';
+import { decodeServerMsg, encodeClientMsg, ErrorCode, LeaveReason, type ClientMsg, type ServerMsg } from '../wire/message.js';
 import { utf8Bytes } from '../wire/buf.js';
 
 export const LOBBY = '#lobby';
@@ -56,17 +56,10 @@ export type ChatEvent =
   | { type: 'welcome'; name: string; messageMax: number; floodBurst: number; floodRate: number }
   | { type: 'joined'; room: string; name: string; ts: number }
   | { type: 'left'; room: string; name: string; why: LeaveWhy; reason: string; ts: number }
-  | {
-      type: 'message';
-      room: string;
-      id: number;
-      ts: number;
-      from: string;
-      body: string;
-      action: boolean;
+  | (Omit<Extract<ServerMsg, { type: 'message' }>, 'ref'> & {
       /** True for the echo of a message this client sent. */
       own: boolean;
-    }
+    })
   | { type: 'error'; code: ErrorCode; text: string; ref: number | null }
   | { type: 'closed'; kind: ClientFailure; reason: string };
 

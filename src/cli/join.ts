@@ -214,6 +214,7 @@ async function runInteractive(client: ChatClient): Promise<number> {
     rl.prompt(true);
   };
   let quitting = false;
+  let wasDown = false;
   let exitCode = 0;
   const done = new Promise<void>((resolve) => {
     client.on((ev) => {
@@ -223,8 +224,10 @@ async function runInteractive(client: ChatClient): Promise<number> {
       else if (ev.type === 'error') show(`! ${ev.text}`);
       else if (ev.type === 'connected') {
         show(`* connected to ${ev.server}, server key ${ev.fingerprint}${ev.pinned === 'new' ? ' (new: pinned for next time)' : ''}`);
-      } else if (ev.type === 'status' && ev.status !== 'connecting') {
-        show(`* ${ev.detail}`);
+      } else if (ev.type === 'status') {
+        // The first connection is announced by 'connected'; later changes are news.
+        if (ev.status !== 'connecting' && (ev.status !== 'open' || wasDown)) show(`* ${ev.detail}`);
+        wasDown = ev.status === 'reconnecting' || ev.status === 'unresponsive';
       } else if (ev.type === 'closed') {
         if (!quitting) {
           show(`* disconnected: ${ev.reason}`);

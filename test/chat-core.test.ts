@@ -2,175 +2,376 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ChatCore } from '../src/chat/core.js';
+import { ChatCore, type ChatLimits } from '../src/chat/core.js';
 import { MemoryHub } from '../src/chat/hub.js';
 import { MemoryNameRegistry } from '../src/chat/registry.js';
-import { checkName, checkRoom } from '../src/chat/names.js';
-import { ErrorCode, LeaveReason, type ServerMsg } from '../src/wire/message.js';
-import { NAME_MAX_CHARS } from '../src/limits.js';
+import { decodeServerMsg, encodeServerMsg, ErrorCode, LeaveReason, type ServerMsg } from '../src/wire/message.js';
+import { FLOOD_BURST, FLOOD_RATE_PER_SEC, MESSAGE_MAX_BYTES, SHORT_TEXT_MAX_BYTES } from '../src/limits.js';
 
-function setup(limits = {}) {
+function setup(limits: Partial<ChatLimits> = {}) {
   const inbox = new Map<number, ServerMsg[]>();
   const deliver = (to: number, msg: ServerMsg) => {
+    // Everything delivered must survive the wire: this also bounds error texts and reasons.
+    const d = decodeServerMsg(encodeServerMsg(msg));
+    assert.ok(d.ok, `undecodable ${msg.type}: ${d.ok ? '' : d.error.message}`);
+    assert.deepEqual(d.value, msg);
     if (!inbox.has(to)) inbox.set(to, []);
     inbox.get(to)!.push(msg);
   };
-  const chat = new ChatCore({ hub: new MemoryHub(deliver), registry: new MemoryNameRegistry(), deliver, limits });
+  const hub = new MemoryHub(deliver);
+  const registry = new MemoryNameRegistry();
+  const chat = new ChatCore({ hub, registry, deliver, limits });
   const take = (sid: number) => {
     const got = inbox.get(sid) ?? [];
     inbox.set(sid, []);
     return got;
   };
-  return { chat, take };
+  const say = (sid: number, ref: number, body: string, now = 0, room = '#lobby', action = false) =>
+    chat.handle(sid, { type: 'say', ref, room, body, action }, now);
+  return { chat, hub, registry, take, say };
 }
 
-test('names: valid names in many scripts are accepted as NFC', () => {
-  for (const n of ['alice', 'Ärger', 'Łukasz', '山田', 'emoji🙂', 'a', 'x'.repeat(32), 'O\u0308sten']) {
-    const r = checkName(n);
-    assert.ok(r.ok, `${n}: ${r.ok ? '' : r.reason}`);
-    if (r.ok) assert.equal(r.name, n.normalize('NFC'));
-  }
-});
+const welcome = (name: string, serverTime: number, l: ChatLimits = { messageMax: MESSAGE_MAX_BYTES, floodBurst: FLOOD_BURST, floodRate: FLOOD_RATE_PER_SEC }) =>
+  ({ type: 'welcome', name, ...l, serverTime }) as const;
+const joined = (name: string, ts: number) => ({ type: 'joined', room: '#lobby', name, ts }) as const;
+const msg = (id: number, ts: number, from: string, body: string, ref: number | null, action = false) =>
+  ({ type: 'message', room: '#lobby', id, ts, from, body, action, ref }) as const;
+const bodies = (ms: ServerMsg[]) => ms.map((m) => (m.type === 'message' ? m.body : m.type));
 
-test('names: each rejection carries its reason', () => {
-  const cases: [string, ErrorCode, RegExp][] = [
-    ['', ErrorCode.NameInvalid, /empty/],
-    ['   ', ErrorCode.NameInvalid, /empty/],
-    ['a b', ErrorCode.NameInvalid, /spaces/],
-    ['x'.repeat(33), ErrorCode.NameTooLong, /at most 32/],
-    ['tab\tx', ErrorCode.NameInvalid, /spaces|U\+0009/],
-    ['bell\u0007', ErrorCode.NameInvalid, /U\+0007 \(control character\)/],
-    ['zero\u200bwidth', ErrorCode.NameInvalid, /U\+200B/],
-    ['bob: hi', ErrorCode.NameInvalid, /spaces|":"/],
-    ['a:b', ErrorCode.NameInvalid, /":"/],
-    ['me@host', ErrorCode.NameInvalid, /"@"/],
-    ['#room', ErrorCode.NameInvalid, /start with "#"/],
-    ['/cmd', ErrorCode.NameInvalid, /start with "\/"/],
-  ];
-  for (const [name, code, reason] of cases) {
-    const r = checkName(name);
-    assert.equal(r.ok, false, JSON.stringify(name));
-    if (!r.ok) {
-      assert.equal(r.code, code, JSON.stringify(name));
-      assert.match(r.reason, reason, JSON.stringify(name));
-    }
-  }
-  assert.equal(checkName('🙂'.repeat(32)).ok, true, 'length counts code points, not UTF-16 units');
-});
-
-test('names: the key folds case and normalisation', () => {
-  const keys = ['Ärger', 'äRGER', 'A\u0308rger'].map((n) => {
-    const r = checkName(n);
-    assert.ok(r.ok);
-    return r.ok ? r.key : '';
-  });
-  assert.equal(new Set(keys).size, 1);
-});
-
-test('names: checkName never throws; accepted names are NFC, short, with no spaces or controls', () => {
-  fc.assert(
-    fc.property(fc.string({ unit: 'binary', maxLength: 40 }), (s) => {
-      const r = checkName(s);
-      if (r.ok) {
-        assert.equal(r.name, r.name.normalize('NFC'));
-        assert.ok([...r.name].length <= NAME_MAX_CHARS && r.name.length > 0);
-        assert.ok(!/[\p{White_Space}\p{Cc}\p{Cf}]/u.test(r.name));
-      }
-    }),
-    { numRuns: 3000 },
-  );
-});
-
-test('rooms: must start with # and follow the name rules', () => {
-  assert.equal(checkRoom('#lobby').ok, true);
-  assert.equal(checkRoom('lobby').ok, false);
-  assert.equal(checkRoom('#').ok, false);
-  assert.equal(checkRoom('#a b').ok, false);
-});
-
-test('join: welcome to the newcomer, then "joined" to everyone including the newcomer', () => {
+test('join: welcome with the limits to the newcomer, then "joined" to everyone including the newcomer', () => {
   const { chat, take } = setup();
   assert.deepEqual(chat.connect(1, 'alice', 1000), { ok: true, name: 'alice' });
-  const a = take(1);
-  assert.equal(a[0]!.type, 'welcome');
-  assert.deepEqual(a[1], { type: 'joined', room: '#lobby', name: 'alice', ts: 1000 });
-  chat.connect(2, 'bob', 2000);
-  assert.deepEqual(take(1), [{ type: 'joined', room: '#lobby', name: 'bob', ts: 2000 }]);
-  assert.deepEqual(take(2).map((m) => m.type), ['welcome', 'joined']);
+  assert.deepEqual(take(1), [welcome('alice', 1000), joined('alice', 1000)]);
+  assert.deepEqual(chat.connect(2, 'bob', 2000), { ok: true, name: 'bob' });
+  assert.deepEqual(take(1), [joined('bob', 2000)]);
+  assert.deepEqual(take(2), [welcome('bob', 2000), joined('bob', 2000)]);
+  assert.equal(chat.sessionCount, 2);
+  assert.equal(chat.nameOf(2), 'bob');
+  assert.equal(chat.nameOf(3), undefined);
 });
 
-test('a taken name (any case or normalisation) is refused and nothing changes', () => {
+test('join: the name is registered as NFC; custom limits are announced in welcome', () => {
+  const limits = { messageMax: 100, floodBurst: 3, floodRate: 2 };
+  const { chat, take } = setup(limits);
+  assert.deepEqual(chat.connect(1, 'O\u0308sten', 5), { ok: true, name: '\u00d6sten' });
+  assert.deepEqual(take(1), [welcome('\u00d6sten', 5, limits), joined('\u00d6sten', 5)]);
+  assert.equal(chat.ownerOf('öSTEN'), 1);
+});
+
+test('join: an invalid name is refused with its reason and nothing changes', () => {
   const { chat, take } = setup();
+  assert.deepEqual(chat.connect(1, 'a b', 0), { ok: false, code: ErrorCode.NameInvalid, reason: 'names cannot contain spaces' });
+  assert.deepEqual(chat.connect(1, 'x'.repeat(40), 0), {
+    ok: false,
+    code: ErrorCode.NameTooLong,
+    reason: 'a name is at most 32 characters; this one has 40',
+  });
+  assert.deepEqual(take(1), []);
+  assert.equal(chat.sessionCount, 0);
+  assert.equal(chat.nameOf(1), undefined);
+});
+
+test('join: a taken name, in any case or normalisation, is refused and nothing changes', () => {
+  const { chat, take, registry } = setup();
   chat.connect(1, 'Ärger', 0);
   take(1);
-  for (const n of ['äRGER', 'A\u0308rger']) {
-    const r = chat.connect(2, n, 0);
-    assert.equal(r.ok, false);
-    if (!r.ok) {
-      assert.equal(r.code, ErrorCode.NameTaken);
-      assert.match(r.reason, /already taken/);
-    }
+  for (const n of ['Ärger', 'äRGER', 'A\u0308rger', 'ÄRGER']) {
+    assert.deepEqual(chat.connect(2, n, 1), {
+      ok: false,
+      code: ErrorCode.NameTaken,
+      reason: `the name "${n.normalize('NFC')}" is already taken; choose another`,
+    });
   }
   assert.deepEqual(take(1), []);
   assert.deepEqual(take(2), []);
   assert.equal(chat.sessionCount, 1);
+  assert.equal(registry.ownerOf('ärger'), 1);
+  // The refused session kept nothing: it can still register another name.
+  assert.equal(chat.connect(2, 'bob', 2).ok, true);
+});
+
+test('join: a session that already has a name cannot connect again', () => {
+  const { chat, take } = setup();
+  chat.connect(1, 'alice', 0);
+  take(1);
+  assert.deepEqual(chat.connect(1, 'alice2', 1), { ok: false, code: ErrorCode.BadRequest, reason: 'this session already has a name' });
+  assert.deepEqual(take(1), []);
+  assert.equal(chat.ownerOf('alice2'), undefined);
 });
 
 test('say: everyone gets the message with increasing ids; only the sender copy carries its ref', () => {
-  const { chat, take } = setup();
-  chat.connect(1, 'alice', 0);
-  chat.connect(2, 'bob', 0);
-  take(1);
-  take(2);
-  chat.handle(1, { type: 'say', ref: 7, room: '#lobby', body: 'hi', action: false }, 10);
-  chat.handle(2, { type: 'say', ref: 0, room: '#lobby', body: 'hey', action: true }, 11);
-  const a = take(1);
-  const b = take(2);
-  assert.deepEqual(a, [
-    { type: 'message', room: '#lobby', id: 1, ts: 10, from: 'alice', body: 'hi', action: false, ref: 7 },
-    { type: 'message', room: '#lobby', id: 2, ts: 11, from: 'bob', body: 'hey', action: true, ref: null },
-  ]);
-  assert.deepEqual(b, [
-    { type: 'message', room: '#lobby', id: 1, ts: 10, from: 'alice', body: 'hi', action: false, ref: null },
-    { type: 'message', room: '#lobby', id: 2, ts: 11, from: 'bob', body: 'hey', action: true, ref: 0 },
-  ]);
+  const { chat, take, say } = setup();
+  for (const [sid, name] of [[1, 'alice'], [2, 'bob'], [3, 'carol']] as const) chat.connect(sid, name, 0);
+  [1, 2, 3].forEach(take);
+  say(1, 7, 'hi', 10);
+  say(2, 0, 'waves', 11, '#lobby', true);
+  say(3, 7, '   ', 12, '#LOBBY'); // blank is still something; the room in any case
+  assert.deepEqual(take(1), [msg(1, 10, 'alice', 'hi', 7), msg(2, 11, 'bob', 'waves', null, true), msg(3, 12, 'carol', '   ', null)]);
+  assert.deepEqual(take(2), [msg(1, 10, 'alice', 'hi', null), msg(2, 11, 'bob', 'waves', 0, true), msg(3, 12, 'carol', '   ', null)]);
+  assert.deepEqual(take(3), [msg(1, 10, 'alice', 'hi', null), msg(2, 11, 'bob', 'waves', null, true), msg(3, 12, 'carol', '   ', 7)]);
 });
 
-test('say: empty, too long, wrong room and flooding are refused with the ref; nothing reaches others', () => {
-  const { chat, take } = setup({ messageMax: 10, floodBurst: 2, floodRate: 1 });
+test('say: empty, too long and wrong room are refused with the ref and the limit; nothing reaches others', () => {
+  const { chat, take, say } = setup({ messageMax: 10 });
   chat.connect(1, 'alice', 0);
   chat.connect(2, 'bob', 0);
+  [1, 2].forEach(take);
+  say(1, 1, '');
+  say(1, 2, 'x'.repeat(11));
+  say(1, 3, 'é'.repeat(6)); // 6 characters, 12 bytes: the limit is in bytes
+  say(1, 4, 'ok', 0, '#elsewhere');
+  say(1, 5, 'ok', 0, 'lobby');
+  say(1, 6, 'ok', 0, '#' + 'x'.repeat(2000)); // the text stays short whatever the client sent
+  assert.deepEqual(take(1), [
+    { type: 'error', code: ErrorCode.MessageEmpty, text: 'nothing to send: the message is empty', ref: 1 },
+    { type: 'error', code: ErrorCode.MessageTooLong, text: 'message is 11 bytes; the limit is 10: split it', ref: 2 },
+    { type: 'error', code: ErrorCode.MessageTooLong, text: 'message is 12 bytes; the limit is 10: split it', ref: 3 },
+    { type: 'error', code: ErrorCode.NotInRoom, text: 'you are not in #elsewhere; join it first', ref: 4 },
+    { type: 'error', code: ErrorCode.NotInRoom, text: 'no such room: a room name starts with "#", e.g. #lobby', ref: 5 },
+    { type: 'error', code: ErrorCode.NotInRoom, text: 'no such room: a room name is at most 64 characters; this one has 2001', ref: 6 },
+  ]);
+  assert.deepEqual(take(2), []);
+  // Refusals use no ids and no flood tokens; a message exactly at the limit goes through.
+  say(1, 7, 'é'.repeat(5), 1);
+  assert.deepEqual(take(2), [msg(1, 1, 'alice', 'ééééé', null)]);
+});
+
+test('say: messages sent while flooding are refused with the ref and the limits, never delivered; the bucket refills with time', () => {
+  const { chat, take, say } = setup({ floodBurst: 2, floodRate: 1 });
+  chat.connect(1, 'alice', 0);
+  chat.connect(2, 'bob', 0);
+  [1, 2].forEach(take);
+  say(1, 1, 'one');
+  say(1, 2, 'two');
+  say(1, 3, 'three');
+  assert.deepEqual(take(1).at(-1), {
+    type: 'error',
+    code: ErrorCode.SlowDown,
+    text: 'slow down: at most 1 message per second (burst 2); this message was not sent',
+    ref: 3,
+  });
+  assert.deepEqual(bodies(take(2)), ['one', 'two']);
+  say(1, 4, 'early', 999);
+  assert.deepEqual(take(2), []);
+  say(1, 5, 'later', 1000); // exactly one token back
+  assert.deepEqual(take(2), [msg(3, 1000, 'alice', 'later', null)]);
+  // Refused attempts do not spend: after a long pause only the burst is available.
+  say(1, 6, 'a', 60_000);
+  say(1, 7, 'b', 60_000);
+  say(1, 8, 'c', 60_000);
+  assert.deepEqual(bodies(take(2)), ['a', 'b']);
+});
+
+test('say: at the default limits, a burst of 20 then one message per 100 ms passes; the 21st at once does not', () => {
+  const { chat, take, say } = setup();
+  chat.connect(1, 'alice', 0);
+  chat.connect(2, 'bob', 0);
+  [1, 2].forEach(take);
+  for (let i = 0; i < FLOOD_BURST; i++) say(1, i, `m${i}`, 0);
+  say(1, 100, 'too many', 0);
+  const refused = take(1).filter((m) => m.type === 'error');
+  assert.deepEqual(refused, [
+    {
+      type: 'error',
+      code: ErrorCode.SlowDown,
+      text: 'slow down: at most 10 messages per second (burst 20); this message was not sent',
+      ref: 100,
+    },
+  ]);
+  // Paced exactly at the rate, for a long time: never refused (the bucket arithmetic is exact).
+  for (let i = 1; i <= 1000; i++) say(1, 200 + i, `p${i}`, i * (1000 / FLOOD_RATE_PER_SEC));
+  assert.equal(take(1).filter((m) => m.type === 'error').length, 0);
+  assert.equal(take(2).length, FLOOD_BURST + 1000);
+});
+
+test('say: a wall clock stepping back does not drain the bucket', () => {
+  const { chat, take, say } = setup({ floodBurst: 2, floodRate: 1 });
+  chat.connect(1, 'alice', 10_000);
   take(1);
-  take(2);
-  const say = (ref: number, body: string, room = '#lobby', now = 0) => chat.handle(1, { type: 'say', ref, room, body, action: false }, now);
-  say(1, '');
-  say(2, 'x'.repeat(11));
-  say(3, 'ok', '#elsewhere');
-  say(4, 'one');
-  say(5, 'two');
-  say(6, 'three'); // over the burst of 2
-  const errs = take(1).filter((m) => m.type === 'error');
-  assert.deepEqual(
-    errs.map((m) => (m.type === 'error' ? [m.ref, m.code] : [])),
-    [
-      [1, ErrorCode.MessageEmpty],
-      [2, ErrorCode.MessageTooLong],
-      [3, ErrorCode.NotInRoom],
-      [6, ErrorCode.SlowDown],
-    ],
-  );
-  assert.deepEqual(take(2).map((m) => (m.type === 'message' ? m.body : m.type)), ['one', 'two']);
-  say(7, 'later', '#lobby', 1500); // a token has refilled
-  assert.deepEqual(take(2).map((m) => (m.type === 'message' ? m.body : m.type)), ['later']);
+  say(1, 1, 'a', 10_000);
+  say(1, 2, 'b', 5_000); // the clock went back 5 s
+  say(1, 3, 'c', 6_000); // a second after that: one token again
+  assert.deepEqual(bodies(take(1)), ['a', 'b', 'c']);
+});
+
+test('hello after connect and an unechoable ref are bad requests; a session without a name is ignored', () => {
+  const { chat, take } = setup();
+  chat.connect(1, 'alice', 0);
+  take(1);
+  chat.handle(1, { type: 'hello', name: 'alice' }, 1);
+  assert.deepEqual(take(1), [{ type: 'error', code: ErrorCode.BadRequest, text: 'you already have a name: hello is only the first message', ref: null }]);
+  // The largest ref the decoder accepts cannot travel back as ref+1: refused without echoing it.
+  chat.handle(1, { type: 'say', ref: Number.MAX_SAFE_INTEGER, room: '#lobby', body: 'hi', action: false }, 1);
+  assert.deepEqual(take(1), [{ type: 'error', code: ErrorCode.BadRequest, text: `a ref must be below ${Number.MAX_SAFE_INTEGER}`, ref: null }]);
+  chat.handle(9, { type: 'say', ref: 0, room: '#lobby', body: 'hi', action: false }, 2);
+  chat.handle(9, { type: 'quit', reason: '' }, 2);
+  assert.deepEqual(take(1), []);
+  assert.deepEqual(take(9), []);
 });
 
 test('disconnect: "left" with the reason to the others, the name is free again, and it is idempotent', () => {
-  const { chat, take } = setup();
+  const { chat, take, registry } = setup();
   chat.connect(1, 'alice', 0);
   chat.connect(2, 'bob', 0);
-  take(1);
+  [1, 2].forEach(take);
   chat.disconnect(2, LeaveReason.TimedOut, '', 5);
-  chat.disconnect(2, LeaveReason.TimedOut, '', 6);
+  chat.disconnect(2, LeaveReason.ConnectionLost, 'again', 6);
+  chat.disconnect(99, LeaveReason.Quit, 'never here', 6);
   assert.deepEqual(take(1), [{ type: 'left', room: '#lobby', name: 'bob', why: LeaveReason.TimedOut, reason: '', ts: 5 }]);
-  assert.equal(chat.connect(3, 'BOB', 7).ok, true);
+  assert.deepEqual(take(2), []);
+  assert.equal(chat.sessionCount, 1);
+  assert.equal(registry.ownerOf('bob'), undefined);
+  assert.deepEqual(chat.connect(3, 'BOB', 7), { ok: true, name: 'BOB' });
+  assert.deepEqual(take(1), [joined('BOB', 7)]);
+});
+
+test('quit: the reason reaches the room; a long reason is cut to fit the wire', () => {
+  const { chat, take, say } = setup();
+  chat.connect(1, 'alice', 0);
+  chat.connect(2, 'bob', 0);
+  [1, 2].forEach(take);
+  chat.handle(2, { type: 'quit', reason: 'bye all' }, 3);
+  assert.deepEqual(take(1), [{ type: 'left', room: '#lobby', name: 'bob', why: LeaveReason.Quit, reason: 'bye all', ts: 3 }]);
+  say(2, 1, 'ghost', 4);
+  assert.deepEqual(take(1), []);
+  assert.deepEqual(take(2), []);
+  // The shell may pass its own (longer) close reason: cut at a character, never past the limit.
+  chat.connect(3, 'carol', 5);
+  take(1);
+  chat.disconnect(3, LeaveReason.ConnectionLost, '🙂'.repeat(300), 6);
+  const [left] = take(1);
+  assert.ok(left?.type === 'left');
+  if (left?.type === 'left') {
+    assert.ok(Buffer.byteLength(left.reason) <= SHORT_TEXT_MAX_BYTES);
+    assert.match(left.reason, /^(🙂)+…$/u);
+  }
+});
+
+test('ids keep increasing after the room empties and is forgotten', () => {
+  const { chat, hub, take, say } = setup();
+  chat.connect(1, 'alice', 0);
+  say(1, 0, 'first', 1);
+  chat.disconnect(1, LeaveReason.Quit, '', 2);
+  assert.equal(hub.members('#lobby').size, 0);
+  assert.equal(hub.roomName('#lobby'), undefined);
+  take(1);
+  chat.connect(2, 'bob', 3);
+  say(2, 0, 'second', 4);
+  assert.deepEqual(take(2).at(-1), msg(2, 4, 'bob', 'second', 0));
+});
+
+test('resume: a reconnecting client keeps its name, rooms and flood bucket without leaving or joining', () => {
+  const { chat, take, say } = setup({ floodBurst: 1, floodRate: 1 });
+  chat.connect(1, 'alice', 0);
+  chat.connect(2, 'bob', 0);
+  say(1, 0, 'hi', 0);
+  [1, 2].forEach(take);
+  assert.deepEqual(chat.resume(3, 1, 10), { ok: true, name: 'alice' });
+  assert.deepEqual(take(3), [welcome('alice', 10, { messageMax: MESSAGE_MAX_BYTES, floodBurst: 1, floodRate: 1 })]);
+  assert.deepEqual(take(2), []);
+  assert.equal(chat.ownerOf('alice'), 3);
+  assert.equal(chat.nameOf(1), undefined);
+  say(3, 1, 'again', 10); // the bucket came along: still empty 10 ms later
+  assert.equal(take(3)[0]?.type, 'error');
+  say(3, 2, 'back', 1000);
+  assert.deepEqual(take(2), [msg(2, 1000, 'alice', 'back', null)]);
+  assert.equal(chat.resume(4, 1, 11).ok, false, 'the old session has nothing left to resume');
+});
+
+test('hub: rooms are found in any case, shown as first created, and forgotten when empty', () => {
+  const got: [number, ServerMsg][] = [];
+  const hub = new MemoryHub((to, m) => got.push([to, m]));
+  hub.join('#Rust', 1);
+  hub.join('#RUST', 2);
+  assert.deepEqual([...hub.members('#rust')], [1, 2]);
+  assert.equal(hub.roomName('#rUsT'), '#Rust');
+  assert.deepEqual([...hub.roomsOf(2)], ['#Rust']);
+  assert.equal(hub.nextMessageId('#rust'), 1);
+  assert.equal(hub.nextMessageId('#RUST'), 2);
+  const m: ServerMsg = { type: 'message', room: '#Rust', id: 2, ts: 0, from: 'a', body: 'x', action: false, ref: 5 };
+  hub.publish('#rust', m, 1);
+  hub.publish('#rust', m); // without an echo target nobody sees the ref
+  assert.deepEqual(got.map(([to, x]) => [to, x.type === 'message' ? x.ref : -1]), [[1, 5], [2, null], [1, null], [2, null]]);
+  hub.leave('#rust', 1);
+  hub.leave('#Rust', 2);
+  hub.leave('#Rust', 2);
+  assert.equal(hub.roomName('#rust'), undefined);
+  assert.equal(hub.roomsOf(2).size, 0);
+  hub.join('#RUST', 3);
+  assert.equal(hub.roomName('#rust'), '#RUST');
+  assert.equal(hub.nextMessageId('#Rust'), 3, 'ids outlive the room');
+});
+
+test('limits: a zero or fractional limit is refused at construction', () => {
+  const hub = new MemoryHub(() => {});
+  const registry = new MemoryNameRegistry();
+  for (const limits of [{ floodRate: 0 }, { floodBurst: 1.5 }, { messageMax: -1 }]) {
+    assert.throws(() => new ChatCore({ hub, registry, deliver: () => {}, limits }), RangeError);
+  }
+});
+
+test('model: under any sequence of connects, says and leaves, each session sees only its rooms\' traffic, once, in id order', () => {
+  type Op =
+    | { op: 'connect'; sid: number; name: string }
+    | { op: 'say'; sid: number; body: string }
+    | { op: 'leave'; sid: number };
+  const sid = fc.integer({ min: 1, max: 6 });
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ op: fc.constant('connect' as const), sid, name: fc.constantFrom('ann', 'ANN', 'bo', 'Bo', 'cy', 'a b', '') }),
+    fc.record({ op: fc.constant('say' as const), sid, body: fc.constantFrom('', 'x', 'hello') }),
+    fc.record({ op: fc.constant('leave' as const), sid }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const limits = { messageMax: MESSAGE_MAX_BYTES, floodBurst: 3, floodRate: 1 };
+      const { chat, take, say } = setup(limits);
+      const names = new Map<number, string>(); // the model: who is in #lobby under which name
+      let now = 0;
+      let lastId = 0;
+      let ref = 0;
+      for (const o of ops) {
+        now += 100;
+        const before = new Map([...names.keys()].map((s) => [s, take(s)] as const));
+        for (const [s, got] of before) assert.deepEqual(got, [], `stray delivery to ${s}`);
+        if (o.op === 'connect') {
+          const r = chat.connect(o.sid, o.name, now);
+          const taken = [...names.values()].some((n) => n.toLowerCase() === o.name.toLowerCase());
+          assert.equal(r.ok, !names.has(o.sid) && !taken && o.name !== '' && !o.name.includes(' '));
+          if (r.ok) {
+            names.set(o.sid, r.name);
+            assert.deepEqual(take(o.sid), [welcome(r.name, now, limits), joined(r.name, now)]);
+            for (const s of names.keys()) if (s !== o.sid) assert.deepEqual(take(s), [joined(r.name, now)]);
+          } else if (!names.has(o.sid)) assert.deepEqual(take(o.sid), []);
+        } else if (o.op === 'say') {
+          say(o.sid, ++ref, o.body, now);
+          const from = names.get(o.sid);
+          const own = take(o.sid);
+          if (from === undefined) {
+            assert.deepEqual(own, []);
+            continue;
+          }
+          const last = own.at(-1);
+          if (last?.type === 'message') {
+            assert.equal(last.id, ++lastId);
+            assert.deepEqual(last, msg(lastId, now, from, o.body, ref));
+            for (const s of names.keys()) if (s !== o.sid) assert.deepEqual(take(s), [msg(lastId, now, from, o.body, null)]);
+          } else {
+            assert.equal(last?.type, 'error');
+            assert.ok(last?.type === 'error' && last.ref === ref);
+            for (const s of names.keys()) assert.deepEqual(take(s), []);
+          }
+        } else {
+          const name = names.get(o.sid);
+          chat.disconnect(o.sid, LeaveReason.Quit, 'bye', now);
+          names.delete(o.sid);
+          take(o.sid);
+          for (const s of names.keys()) {
+            assert.deepEqual(take(s), name === undefined ? [] : [{ type: 'left', room: '#lobby', name, why: LeaveReason.Quit, reason: 'bye', ts: now }]);
+          }
+        }
+        assert.equal(chat.sessionCount, names.size);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });

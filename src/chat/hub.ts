@@ -1,76 +1,99 @@
 // Room membership, fan-out and message ids. Behind an interface so a Redis-backed hub can spread a room
 // over several server nodes without touching the chat logic.
+//
+// Rooms are found case-insensitively (foldKey, the key checkRoom gives), in any spelling; messages carry
+// the room's display name: its spelling when it was created. The caller validates room names (checkRoom)
+// before join; the other methods accept any string, and an unknown room simply has no members.
 
 import type { ServerMsg } from '../wire/message.js';
-import type { SessionId } from './registry.js';
 import { foldKey } from './names.js';
+import type { SessionId } from './registry.js';
 
 export type Deliver = (to: SessionId, msg: ServerMsg) => void;
 
+/** What is published to a room: presence changes and messages. */
+export type RoomEvent = Extract<ServerMsg, { type: 'joined' | 'left' | 'message' }>;
+
 export interface Hub {
+  /** Adds a session to a room; a room without members is created, with this spelling as its display name. */
   join(room: string, sid: SessionId): void;
   leave(room: string, sid: SessionId): void;
-  /** Members of a room on this node. */
+  /** Members of a room on this node. A live view: copy it before changing membership while iterating. */
   members(room: string): ReadonlySet<SessionId>;
+  /** Display names of the rooms a session is in. A live view, as members(). */
   roomsOf(sid: SessionId): ReadonlySet<string>;
+  /** A room's display name, or undefined when it has no members (anywhere). */
+  roomName(room: string): string | undefined;
   /**
-   * Delivers msg to every member. When `echo` is given, that member gets `echo.msg` instead: the sender's
-   * copy of a message carries the sender's ref, which confirms it.
+   * Delivers msg to every member. A `message`'s `ref` is the sender's and reaches only `echoTo`, whose copy
+   * (the echo) confirms the message; every other member gets it with `ref: null`. Published once with the
+   * ref set, so a distributed hub carries (msg, echoTo) once and strips the ref where it delivers.
    */
-  publish(room: string, msg: ServerMsg, echo?: { to: SessionId; msg: ServerMsg }): void;
+  publish(room: string, msg: RoomEvent, echoTo?: SessionId): void;
   /** The next message id of a room: increasing from 1, never reused while the server runs. */
   nextMessageId(room: string): number;
+}
+
+interface Room {
+  readonly name: string;
+  readonly members: Set<SessionId>;
 }
 
 const NONE: ReadonlySet<never> = new Set();
 
 export class MemoryHub implements Hub {
-  private readonly rooms = new Map<string, Set<SessionId>>();
-  private readonly sessionRooms = new Map<SessionId, Set<string>>();
-  private readonly lastId = new Map<string, number>();
+  /** Rooms with members, by key; an empty room is forgotten. */
+  private readonly rooms = new Map<string, Room>();
+  private readonly joined = new Map<SessionId, Set<string>>();
+  /** Last message id by room key. Outlives the room so ids never repeat; a few bytes per room ever used. */
+  private readonly lastIds = new Map<string, number>();
 
   constructor(private readonly deliver: Deliver) {}
 
   join(room: string, sid: SessionId): void {
     const key = foldKey(room);
-    let m = this.rooms.get(key);
-    if (!m) this.rooms.set(key, (m = new Set()));
-    m.add(sid);
-    let r = this.sessionRooms.get(sid);
-    if (!r) this.sessionRooms.set(sid, (r = new Set()));
-    r.add(key);
+    let r = this.rooms.get(key);
+    if (!r) this.rooms.set(key, (r = { name: room, members: new Set() }));
+    r.members.add(sid);
+    let mine = this.joined.get(sid);
+    if (!mine) this.joined.set(sid, (mine = new Set()));
+    mine.add(r.name);
   }
 
   leave(room: string, sid: SessionId): void {
     const key = foldKey(room);
-    const m = this.rooms.get(key);
-    if (m) {
-      m.delete(sid);
-      if (m.size === 0) this.rooms.delete(key); // empty rooms are forgotten; only their id counter stays
-    }
-    const r = this.sessionRooms.get(sid);
-    if (r) {
-      r.delete(key);
-      if (r.size === 0) this.sessionRooms.delete(sid);
-    }
+    const r = this.rooms.get(key);
+    if (!r || !r.members.delete(sid)) return;
+    if (r.members.size === 0) this.rooms.delete(key);
+    const mine = this.joined.get(sid);
+    mine?.delete(r.name);
+    if (mine?.size === 0) this.joined.delete(sid);
   }
 
   members(room: string): ReadonlySet<SessionId> {
-    return this.rooms.get(foldKey(room)) ?? NONE;
+    return this.rooms.get(foldKey(room))?.members ?? NONE;
   }
 
   roomsOf(sid: SessionId): ReadonlySet<string> {
-    return this.sessionRooms.get(sid) ?? NONE;
+    return this.joined.get(sid) ?? NONE;
   }
 
-  publish(room: string, msg: ServerMsg, echo?: { to: SessionId; msg: ServerMsg }): void {
-    for (const sid of this.members(room)) this.deliver(sid, echo && echo.to === sid ? echo.msg : msg);
+  roomName(room: string): string | undefined {
+    return this.rooms.get(foldKey(room))?.name;
+  }
+
+  publish(room: string, msg: RoomEvent, echoTo?: SessionId): void {
+    const r = this.rooms.get(foldKey(room));
+    if (!r) return;
+    const others: RoomEvent = msg.type === 'message' && msg.ref !== null ? { ...msg, ref: null } : msg;
+    // Live iteration: a member removed by a delivery (e.g. the shell dropping a too-slow peer) gets no more.
+    for (const sid of r.members) this.deliver(sid, sid === echoTo ? msg : others);
   }
 
   nextMessageId(room: string): number {
     const key = foldKey(room);
-    const id = (this.lastId.get(key) ?? 0) + 1;
-    this.lastId.set(key, id);
+    const id = (this.lastIds.get(key) ?? 0) + 1;
+    this.lastIds.set(key, id);
     return id;
   }
 }

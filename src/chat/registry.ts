@@ -1,11 +1,12 @@
-// Who holds which name. Behind an interface so a Redis-backed registry can serve several server nodes.
+// Who holds which name. Behind an interface so a Redis-backed registry can serve several server nodes;
+// keys are checkName()'s case-insensitive keys.
 
 export type SessionId = number;
 
 export interface NameRegistry {
-  /** Claims a name key for a session; false when another session holds it. */
+  /** Claims a key for a session; false when another session holds it. Claiming a key one holds is true. */
   claim(key: string, owner: SessionId): boolean;
-  /** Releases a name key, only if `owner` holds it. */
+  /** Releases a key, only if `owner` holds it, so a stale release cannot free someone else's name. */
   release(key: string, owner: SessionId): void;
   ownerOf(key: string): SessionId | undefined;
 }

@@ -37,7 +37,7 @@ const ref = fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: null });
 
 const clientMsg: fc.Arbitrary<ClientMsg> = fc.oneof(
   fc.record({ type: fc.constant('hello' as const), name: text(NAME_MAX_CHARS) }),
-  fc.record({ type: fc.constant('say' as const), ref: varint, room: text(20), body: text(300), action: fc.boolean() }),
+  fc.record({ type: fc.constant('say' as const), ref: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - 1 }), room: text(20), body: text(300), action: fc.boolean() }),
   fc.record({ type: fc.constant('quit' as const), reason: text(50) }),
 );
 
@@ -178,6 +178,13 @@ test('invalid UTF-8 text is refused with bad-utf8', () => {
   const d = decodeClientMsg(bytes);
   assert.equal(d.ok, false);
   if (!d.ok) assert.equal(d.error.code, 'bad-utf8');
+});
+
+test('a say whose ref could not be echoed (ref+1 past 2^53-1) is refused when decoded', () => {
+  const bytes = new Writer().u8(0x02).varint(Number.MAX_SAFE_INTEGER).text('#lobby').text('hi').u8(0).finish();
+  const d = decodeClientMsg(bytes);
+  assert.equal(d.ok, false);
+  if (!d.ok) assert.equal(d.error.code, 'bad-varint');
 });
 
 test('a message over the size limit is refused, not cut', () => {

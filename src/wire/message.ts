@@ -7,7 +7,7 @@ import {
   ROOM_MAX_CHARS,
   SHORT_TEXT_MAX_BYTES,
 } from '../limits.js';
-import { decodeWith, type Decoded, Reader, WireError, Writer } from './buf.js';
+import { decodeWith, type Decoded, Reader, VARINT_MAX, WireError, Writer } from './buf.js';
 
 // A name or room is at most N code points; a code point is at most 4 UTF-8 bytes.
 const NAME_MAX_BYTES = NAME_MAX_CHARS * 4;
@@ -106,7 +106,8 @@ export function decodeClientMsg(bytes: Uint8Array): Decoded<ClientMsg> {
       case C.hello:
         return { type: 'hello', name: r.text(NAME_MAX_BYTES, 'name') };
       case C.say: {
-        const ref = r.varint('ref');
+        // Replies carry ref+1 (0 means none), so the largest ref must leave room for that.
+        const ref = r.varint('ref', VARINT_MAX - 1);
         const room = r.text(ROOM_MAX_BYTES, 'room');
         const body = r.text(MESSAGE_MAX_BYTES, 'body');
         return { type: 'say', ref, room, body, action: readFlags(r) };

@@ -1,0 +1,256 @@
+// The Store on SQLite (better-sqlite3), in WAL mode. Every call is one synchronous transaction, committed
+// when it returns: with synchronous=NORMAL a WAL commit survives the process being killed (kill -9);
+// `durable: 'full'` also survives power loss, at the cost of an fsync per message.
+
+import Database from 'better-sqlite3';
+import type {
+  NewMessage,
+  Origin,
+  PageLimits,
+  Retention,
+  RoomRecord,
+  RoomRef,
+  SentRecord,
+  Store,
+  StoredMessage,
+  StoredPrivate,
+} from './store.js';
+import { pageCost } from './store.js';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS rooms (
+  key       TEXT PRIMARY KEY,
+  name      TEXT NOT NULL,
+  topic     TEXT NOT NULL DEFAULT '',
+  topic_by  TEXT NOT NULL DEFAULT '',
+  topic_ts  INTEGER NOT NULL DEFAULT 0,
+  last_id   INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE IF NOT EXISTS messages (
+  room_key  TEXT NOT NULL,
+  id        INTEGER NOT NULL,
+  ts        INTEGER NOT NULL,
+  sender    TEXT NOT NULL,
+  sender_key TEXT,
+  ref       INTEGER,
+  body      TEXT NOT NULL,
+  action    INTEGER NOT NULL,
+  PRIMARY KEY (room_key, id)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_ref ON messages (sender_key, ref) WHERE sender_key IS NOT NULL AND ref IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_ts ON messages (ts);
+CREATE TABLE IF NOT EXISTS privates (
+  id        INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts        INTEGER NOT NULL,
+  sender    TEXT NOT NULL,
+  sender_key TEXT,
+  recipient TEXT NOT NULL,
+  recipient_key TEXT,
+  ref       INTEGER,
+  body      TEXT NOT NULL,
+  action    INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS privates_by_ref ON privates (sender_key, ref) WHERE sender_key IS NOT NULL AND ref IS NOT NULL;
+CREATE INDEX IF NOT EXISTS privates_by_sender ON privates (sender_key, id);
+CREATE INDEX IF NOT EXISTS privates_by_recipient ON privates (recipient_key, id);
+CREATE INDEX IF NOT EXISTS privates_by_ts ON privates (ts);
+`;
+
+interface RoomRow {
+  key: string;
+  name: string;
+  topic: string;
+  topic_by: string;
+  topic_ts: number;
+  last_id: number;
+}
+interface MessageRow {
+  room_key: string;
+  id: number;
+  ts: number;
+  sender: string;
+  body: string;
+  action: number;
+}
+interface PrivateRow {
+  id: number;
+  ts: number;
+  sender: string;
+  recipient: string;
+  body: string;
+  action: number;
+}
+
+export interface SqliteStoreOptions {
+  /** 'normal' (default) survives a crash of the process; 'full' also a crash of the machine. */
+  durable?: 'normal' | 'full';
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  /** Rooms that are on disk, by key; small (one row per room that ever had a message or topic). */
+  private readonly rooms = new Map<string, RoomRecord>();
+  private readonly q: ReturnType<typeof prepare>;
+
+  /** `file` is a path, or ':memory:' for a store that lives as long as the process. */
+  constructor(file: string, opts: SqliteStoreOptions = {}) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.durable === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('foreign_keys = OFF');
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      this.db.close();
+      throw new Error(`${file} was written by a newer obrol (schema ${version}; this one knows ${SCHEMA_VERSION})`);
+    }
+    this.db.exec(SCHEMA);
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.q = prepare(this.db);
+    for (const r of this.q.allRooms.all() as RoomRow[]) this.rooms.set(r.key, fromRoomRow(r));
+  }
+
+  room(key: string): RoomRecord | undefined {
+    return this.rooms.get(key);
+  }
+
+  ensureRoom(key: string, name: string): RoomRecord {
+    return this.rooms.get(key) ?? { key, name, topic: '', topicBy: '', topicTs: 0, lastId: 0 };
+  }
+
+  /** The on-disk record of a room, written now if it was not yet. */
+  private persisted(room: RoomRef): RoomRecord {
+    let r = this.rooms.get(room.key);
+    if (!r) {
+      r = { key: room.key, name: room.name, topic: '', topicBy: '', topicTs: 0, lastId: 0 };
+      this.q.insertRoom.run(r.key, r.name);
+      this.rooms.set(r.key, r);
+    }
+    return r;
+  }
+
+  setTopic(room: RoomRef, topic: string, by: string, ts: number): void {
+    this.db.transaction(() => {
+      const r = this.persisted(room);
+      this.q.setTopic.run(topic, by, ts, r.key);
+      Object.assign(r, { topic, topicBy: by, topicTs: ts });
+    })();
+  }
+
+  appendMessage(room: RoomRef, m: NewMessage, origin: Origin): StoredMessage {
+    return this.db.transaction((): StoredMessage => {
+      const r = this.persisted(room);
+      const id = r.lastId + 1;
+      this.q.insertMessage.run(r.key, id, m.ts, m.from, origin.identity, origin.ref, m.body, m.action ? 1 : 0);
+      this.q.setLastId.run(id, r.key);
+      r.lastId = id; // only after both statements succeeded (a throw rolls the transaction back)
+      return { room: r.name, id, ts: m.ts, from: m.from, body: m.body, action: m.action };
+    })();
+  }
+
+  appendPrivate(m: NewMessage & { to: string }, from: Origin, toIdentity: string | null): StoredPrivate {
+    const info = this.q.insertPrivate.run(m.ts, m.from, from.identity, m.to, toIdentity, from.ref, m.body, m.action ? 1 : 0);
+    return { id: Number(info.lastInsertRowid), ts: m.ts, from: m.from, to: m.to, body: m.body, action: m.action };
+  }
+
+  findSent(identity: string, ref: number): SentRecord | undefined {
+    const m = this.q.messageByRef.get(identity, ref) as MessageRow | undefined;
+    if (m) return { kind: 'message', message: this.fromMessageRow(m) };
+    const p = this.q.privateByRef.get(identity, ref) as PrivateRow | undefined;
+    if (p) return { kind: 'private', message: fromPrivateRow(p) };
+    return undefined;
+  }
+
+  recent(roomKey: string, count: number): StoredMessage[] {
+    if (count <= 0) return [];
+    const rows = this.q.recent.all(roomKey, count) as MessageRow[];
+    return rows.reverse().map((r) => this.fromMessageRow(r));
+  }
+
+  roomAfter(roomKey: string, after: number, page: PageLimits): { messages: StoredMessage[]; more: boolean } {
+    const rows = this.q.roomAfter.all(roomKey, after, page.maxMessages + 1) as MessageRow[];
+    return cut(rows.map((r) => this.fromMessageRow(r)), page);
+  }
+
+  privatesAfter(identity: string, after: number, page: PageLimits): { messages: StoredPrivate[]; more: boolean } {
+    const rows = this.q.privatesAfter.all(identity, after, identity, after, page.maxMessages + 1) as PrivateRow[];
+    return cut(rows.map(fromPrivateRow), page);
+  }
+
+  prune(now: number, r: Retention): number {
+    return this.db.transaction((): number => {
+      let gone = 0;
+      if (r.maxAgeMs > 0) {
+        const before = now - r.maxAgeMs;
+        gone += this.q.pruneMessagesByAge.run(before).changes;
+        gone += this.q.prunePrivatesByAge.run(before).changes;
+      }
+      if (r.maxMessages > 0) {
+        for (const room of this.rooms.values()) {
+          if (room.lastId > r.maxMessages) gone += this.q.pruneRoomByCount.run(room.key, room.lastId - r.maxMessages).changes;
+        }
+        gone += this.q.prunePrivatesByCount.run(r.maxMessages).changes;
+      }
+      return gone;
+    })();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private fromMessageRow(r: MessageRow): StoredMessage {
+    const name = this.rooms.get(r.room_key)?.name ?? r.room_key;
+    return { room: name, id: r.id, ts: r.ts, from: r.sender, body: r.body, action: r.action !== 0 };
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    allRooms: db.prepare('SELECT key, name, topic, topic_by, topic_ts, last_id FROM rooms'),
+    insertRoom: db.prepare('INSERT INTO rooms (key, name) VALUES (?, ?)'),
+    setTopic: db.prepare('UPDATE rooms SET topic = ?, topic_by = ?, topic_ts = ? WHERE key = ?'),
+    setLastId: db.prepare('UPDATE rooms SET last_id = ? WHERE key = ?'),
+    insertMessage: db.prepare('INSERT INTO messages (room_key, id, ts, sender, sender_key, ref, body, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    insertPrivate: db.prepare(
+      'INSERT INTO privates (ts, sender, sender_key, recipient, recipient_key, ref, body, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    messageByRef: db.prepare('SELECT room_key, id, ts, sender, body, action FROM messages WHERE sender_key = ? AND ref = ?'),
+    privateByRef: db.prepare('SELECT id, ts, sender, recipient, body, action FROM privates WHERE sender_key = ? AND ref = ?'),
+    recent: db.prepare('SELECT room_key, id, ts, sender, body, action FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT ?'),
+    roomAfter: db.prepare('SELECT room_key, id, ts, sender, body, action FROM messages WHERE room_key = ? AND id > ? ORDER BY id LIMIT ?'),
+    privatesAfter: db.prepare(
+      `SELECT id, ts, sender, recipient, body, action FROM privates WHERE sender_key = ? AND id > ?
+       UNION SELECT id, ts, sender, recipient, body, action FROM privates WHERE recipient_key = ? AND id > ?
+       ORDER BY id LIMIT ?`,
+    ),
+    pruneMessagesByAge: db.prepare('DELETE FROM messages WHERE ts < ?'),
+    prunePrivatesByAge: db.prepare('DELETE FROM privates WHERE ts < ?'),
+    pruneRoomByCount: db.prepare('DELETE FROM messages WHERE room_key = ? AND id <= ?'),
+    prunePrivatesByCount: db.prepare('DELETE FROM privates WHERE id <= (SELECT max(id) FROM privates) - ?'),
+  };
+}
+
+function fromRoomRow(r: RoomRow): RoomRecord {
+  return { key: r.key, name: r.name, topic: r.topic, topicBy: r.topic_by, topicTs: r.topic_ts, lastId: r.last_id };
+}
+
+function fromPrivateRow(r: PrivateRow): StoredPrivate {
+  return { id: r.id, ts: r.ts, from: r.sender, to: r.recipient, body: r.body, action: r.action !== 0 };
+}
+
+/** The page the limits allow from rows fetched with one extra (which tells whether there is more). */
+function cut<T extends { from: string; body: string }>(rows: T[], page: PageLimits): { messages: T[]; more: boolean } {
+  const out: T[] = [];
+  let bytes = 0;
+  for (const m of rows) {
+    if (out.length >= page.maxMessages) break;
+    const c = pageCost(m);
+    // Always at least one message, so a page of one huge message still makes progress.
+    if (out.length > 0 && bytes + c > page.maxBytes) break;
+    out.push(m);
+    bytes += c;
+  }
+  return { messages: out, more: out.length < rows.length };
+}

@@ -1,0 +1,100 @@
+// What the chat remembers across restarts: rooms (display name, topic, last message id), room messages
+// and private messages. Behind an interface so the chat core does not know about SQLite; SqliteStore is
+// the implementation (a file by default, ':memory:' for --memory).
+//
+// Every write is committed before it returns: the server echoes (acknowledges) a message only after
+// appendMessage/appendPrivate returned, so a crash cannot lose an acknowledged message.
+
+export interface RoomRecord {
+  /** foldKey() of the name: how the room is found. */
+  key: string;
+  /** The spelling it was created with, shown everywhere. */
+  name: string;
+  topic: string;
+  topicBy: string;
+  topicTs: number;
+  /** The last message id given out in this room; ids are never reused, even after pruning. */
+  lastId: number;
+}
+
+export interface RoomRef {
+  key: string;
+  name: string;
+}
+
+export interface StoredMessage {
+  /** The room's display name. */
+  room: string;
+  id: number;
+  ts: number;
+  from: string;
+  body: string;
+  action: boolean;
+}
+
+export interface StoredPrivate {
+  /** Increasing over all private messages of the server. */
+  id: number;
+  ts: number;
+  from: string;
+  to: string;
+  body: string;
+  action: boolean;
+}
+
+/** Who sent a message: a client key (hex) and its ref, so a resend after a reconnect is recognised. */
+export interface Origin {
+  identity: string | null;
+  ref: number | null;
+}
+
+export interface NewMessage {
+  ts: number;
+  from: string;
+  body: string;
+  action: boolean;
+}
+
+export type SentRecord = { kind: 'message'; message: StoredMessage } | { kind: 'private'; message: StoredPrivate };
+
+export interface PageLimits {
+  maxMessages: number;
+  maxBytes: number;
+}
+
+export interface Retention {
+  /** Messages kept per room (and private messages kept in all); 0 keeps all. */
+  maxMessages: number;
+  /** Age in ms after which messages go; 0 keeps them forever. */
+  maxAgeMs: number;
+}
+
+export interface Store {
+  room(key: string): RoomRecord | undefined;
+  /**
+   * The room's record, or a fresh one with `name` as its display name. A room is written only with its
+   * first message or topic, so joining rooms cannot fill the disk.
+   */
+  ensureRoom(key: string, name: string): RoomRecord;
+  setTopic(room: RoomRef, topic: string, by: string, ts: number): void;
+  /** Stores a message and gives it the room's next id. */
+  appendMessage(room: RoomRef, m: NewMessage, origin: Origin): StoredMessage;
+  /** Stores a private message between two client keys (null for a party without one). */
+  appendPrivate(m: NewMessage & { to: string }, from: Origin, toIdentity: string | null): StoredPrivate;
+  /** What a client key already sent under this ref, if anything (a resend). */
+  findSent(identity: string, ref: number): SentRecord | undefined;
+  /** The last `count` messages of a room, oldest first. */
+  recent(roomKey: string, count: number): StoredMessage[];
+  /** Messages of a room after id `after`, oldest first, one page; `more` when the page was cut short. */
+  roomAfter(roomKey: string, after: number, page: PageLimits): { messages: StoredMessage[]; more: boolean };
+  /** Private messages sent or received by a client key after id `after`, one page. */
+  privatesAfter(identity: string, after: number, page: PageLimits): { messages: StoredPrivate[]; more: boolean };
+  /** Deletes what retention no longer keeps; returns how many messages went. */
+  prune(now: number, r: Retention): number;
+  close(): void;
+}
+
+/** Bytes a message counts against a history page: its texts plus a little framing. */
+export function pageCost(m: { from: string; body: string }): number {
+  return Buffer.byteLength(m.body, 'utf8') + Buffer.byteLength(m.from, 'utf8') + 32;
+}

@@ -29,7 +29,7 @@ export const MESSAGE_MAX_BYTES = 16 * 1024;
 export const SHORT_TEXT_MAX_BYTES = 512;
 /** Largest encoded application message (text plus fields), bounds fragment reassembly. */
 export const APP_MESSAGE_MAX_BYTES = MESSAGE_MAX_BYTES + 1024;
-/** Largest number of items in one list reply (who/rooms) we encode; a bigger room is truncated with a count. */
+/** Most items one /who or /rooms answer lists (biggest first for rooms); the answer says how many it left out. */
 export const LIST_MAX_ITEMS = 1000;
 
 // ---- Session: reliability -------------------------------------------------------------------
@@ -105,13 +105,10 @@ export const HANDSHAKES_PER_IP_PER_SEC = 20;
 export const HANDSHAKE_BUCKETS_MAX = 65_536;
 /** Live sessions per source IP. */
 export const SESSIONS_PER_IP = 64;
-/** Echoes remembered per client key, so a message resent after a reconnect is not posted twice. */
-export const RESEND_MEMORY_REFS = 256;
-/** Client keys whose recent echoes are remembered (least recently active forgotten first). */
-export const RESEND_MEMORY_IDENTITIES = 10_000;
 /** Total sessions per server: bounds memory (see docs/PROTOCOL.md for the per-session bound). */
 export const MAX_SESSIONS = 200_000;
-/** Flood control per session: bucket size (messages) and refill rate (messages per second). */
+/** Flood control per session: bucket size (commands) and refill rate (commands per second). Every
+ * command counts, not only messages: a /who or a history page makes the server send far more than it got. */
 export const FLOOD_BURST = 20;
 export const FLOOD_RATE_PER_SEC = 10;
 
@@ -144,5 +141,33 @@ export const LEGACY_NAME_ATTEMPTS = 10;
 
 // ---- History -------------------------------------------------------------------------------------
 
-/** Messages replayed to a client that joins a room. */
+/** Messages replayed to a client that joins a room (`serve --history N`). */
 export const HISTORY_ON_JOIN = 50;
+/** Largest --history: the replay comes in pages (below), but a join should not turn into a download. */
+export const HISTORY_ON_JOIN_MAX = 1000;
+/** Messages in one catch-up page; the client asks for the next page, so a long absence never floods the send buffer. */
+export const HISTORY_PAGE_MESSAGES = 200;
+/** Bytes of message text in one catch-up page: with HISTORY_REQUESTS_IN_FLIGHT pages at once this stays
+ * a quarter of SEND_BUFFER_MAX_BYTES, leaving room for live traffic. */
+export const HISTORY_PAGE_BYTES = 128 * 1024;
+/** History-producing requests (join, history) a client keeps outstanding at once; see HISTORY_PAGE_BYTES. */
+export const HISTORY_REQUESTS_IN_FLIGHT = 2;
+/** Default retention per room by count (`serve --retain-messages`); older messages are deleted. */
+export const RETAIN_MESSAGES = 100_000;
+/** Default retention by age in days (`serve --retain-days`); 0 keeps messages of any age. */
+export const RETAIN_DAYS = 0;
+/** How often the server applies retention while running (it also does at start). */
+export const RETENTION_SWEEP_MS = 10 * 60_000;
+
+// ---- Commands ------------------------------------------------------------------------------------
+
+/** Rooms one session may be in: each is a stream (MAX_STREAMS) and a window in the client. */
+export const ROOMS_PER_SESSION = 64;
+/** Longest topic in UTF-8 bytes (IRC servers commonly allow about 300-400). */
+export const TOPIC_MAX_BYTES = 390;
+/** Longest away text in UTF-8 bytes. */
+export const AWAY_MAX_BYTES = 200;
+/** Members in one `members` reply: 100 names of at most 128 bytes keep a reply well under APP_MESSAGE_MAX_BYTES. */
+export const MEMBERS_PER_REPLY = 100;
+/** Rooms in one `rooms` reply: each carries a name (≤ 256 B) and a topic (≤ TOPIC_MAX_BYTES). */
+export const ROOMS_PER_REPLY = 20;

@@ -7,6 +7,7 @@ import { MemoryHub } from '../src/chat/hub.js';
 import { MemoryNameRegistry } from '../src/chat/registry.js';
 import { decodeServerMsg, encodeServerMsg, ErrorCode, LeaveReason, type ServerMsg } from '../src/wire/message.js';
 import { FLOOD_BURST, FLOOD_RATE_PER_SEC, MESSAGE_MAX_BYTES, SHORT_TEXT_MAX_BYTES } from '../src/limits.js';
+import { SqliteStore } from '../src/store/sqlite.js';
 
 function setup(limits: Partial<ChatLimits> = {}) {
   const inbox = new Map<number, ServerMsg[]>();
@@ -20,7 +21,8 @@ function setup(limits: Partial<ChatLimits> = {}) {
   };
   const hub = new MemoryHub(deliver);
   const registry = new MemoryNameRegistry();
-  const chat = new ChatCore({ hub, registry, deliver, limits });
+  const store = new SqliteStore(':memory:');
+  const chat = new ChatCore({ hub, registry, store, deliver, limits });
   const take = (sid: number) => {
     const got = inbox.get(sid) ?? [];
     inbox.set(sid, []);
@@ -28,23 +30,30 @@ function setup(limits: Partial<ChatLimits> = {}) {
   };
   const say = (sid: number, ref: number, body: string, now = 0, room = '#lobby', action = false) =>
     chat.handle(sid, { type: 'say', ref, room, body, action }, now);
-  return { chat, hub, registry, take, say };
+  return { chat, hub, registry, store, take, say };
 }
 
-const welcome = (name: string, serverTime: number, l: ChatLimits = { messageMax: MESSAGE_MAX_BYTES, floodBurst: FLOOD_BURST, floodRate: FLOOD_RATE_PER_SEC }) =>
-  ({ type: 'welcome', name, ...l, serverTime }) as const;
+type WelcomeLimits = Pick<ChatLimits, 'messageMax' | 'floodBurst' | 'floodRate'>;
+const welcome = (name: string, serverTime: number, l: WelcomeLimits = { messageMax: MESSAGE_MAX_BYTES, floodBurst: FLOOD_BURST, floodRate: FLOOD_RATE_PER_SEC }) =>
+  ({ type: 'welcome', name, messageMax: l.messageMax, floodBurst: l.floodBurst, floodRate: l.floodRate, serverTime }) as const;
 const joined = (name: string, ts: number) => ({ type: 'joined', room: '#lobby', name, ts }) as const;
-const msg = (id: number, ts: number, from: string, body: string, ref: number | null, action = false) =>
-  ({ type: 'message', room: '#lobby', id, ts, from, body, action, ref }) as const;
+const msg = (id: number, ts: number, from: string, body: string, ref: number | null, action = false, history = false) =>
+  ({ type: 'message', room: '#lobby', id, ts, from, body, action, history, ref }) as const;
+const members = (...names: string[]) =>
+  ({ type: 'members', ref: null, room: '#lobby', members: names.map((name) => ({ name, away: false })), last: true, omitted: 0 }) as const;
+const caughtup = (ref: number | null = null, room: string | null = '#lobby') => ({ type: 'caughtup', ref, room, more: false }) as const;
+/** What a newcomer to an empty #lobby without history gets. */
+const arrival = (name: string, ts: number, l?: WelcomeLimits, others: string[] = []) =>
+  [welcome(name, ts, l), joined(name, ts), members(...[name, ...others].sort()), caughtup()] as const;
 const bodies = (ms: ServerMsg[]) => ms.map((m) => (m.type === 'message' ? m.body : m.type));
 
 test('join: welcome with the limits to the newcomer, then "joined" to everyone including the newcomer', () => {
   const { chat, take } = setup();
   assert.deepEqual(chat.connect(1, 'alice', 1000), { ok: true, name: 'alice' });
-  assert.deepEqual(take(1), [welcome('alice', 1000), joined('alice', 1000)]);
+  assert.deepEqual(take(1), arrival('alice', 1000));
   assert.deepEqual(chat.connect(2, 'bob', 2000), { ok: true, name: 'bob' });
   assert.deepEqual(take(1), [joined('bob', 2000)]);
-  assert.deepEqual(take(2), [welcome('bob', 2000), joined('bob', 2000)]);
+  assert.deepEqual(take(2), arrival('bob', 2000, undefined, ['alice']));
   assert.equal(chat.sessionCount, 2);
   assert.equal(chat.nameOf(2), 'bob');
   assert.equal(chat.nameOf(3), undefined);
@@ -54,7 +63,7 @@ test('join: the name is registered as NFC; custom limits are announced in welcom
   const limits = { messageMax: 100, floodBurst: 3, floodRate: 2 };
   const { chat, take } = setup(limits);
   assert.deepEqual(chat.connect(1, 'O\u0308sten', 5), { ok: true, name: '\u00d6sten' });
-  assert.deepEqual(take(1), [welcome('\u00d6sten', 5, limits), joined('\u00d6sten', 5)]);
+  assert.deepEqual(take(1), arrival('\u00d6sten', 5, limits));
   assert.equal(chat.ownerOf('öSTEN'), 1);
 });
 
@@ -131,7 +140,7 @@ test('say: empty, too long and wrong room are refused with the ref and the limit
     { type: 'error', code: ErrorCode.NotInRoom, text: 'no such room: a room name is at most 64 characters; this one has 2001', ref: 6 },
   ]);
   assert.deepEqual(take(2), []);
-  // Refusals use no ids and no flood tokens; a message exactly at the limit goes through.
+  // Refusals use no ids; a message exactly at the limit goes through.
   say(1, 7, 'é'.repeat(5), 1);
   assert.deepEqual(take(2), [msg(1, 1, 'alice', 'ééééé', null)]);
 });
@@ -147,7 +156,7 @@ test('say: messages sent while flooding are refused with the ref and the limits,
   assert.deepEqual(take(1).at(-1), {
     type: 'error',
     code: ErrorCode.SlowDown,
-    text: 'slow down: at most 1 message per second (burst 2); this message was not sent',
+    text: 'slow down: at most 1 message per second (burst 2); this was not sent',
     ref: 3,
   });
   assert.deepEqual(bodies(take(2)), ['one', 'two']);
@@ -174,7 +183,7 @@ test('say: at the default limits, a burst of 20 then one message per 100 ms pass
     {
       type: 'error',
       code: ErrorCode.SlowDown,
-      text: 'slow down: at most 10 messages per second (burst 20); this message was not sent',
+      text: 'slow down: at most 10 messages per second (burst 20); this was not sent',
       ref: 100,
     },
   ]);
@@ -198,7 +207,7 @@ test('hello after connect and an unechoable ref are bad requests; a session with
   const { chat, take } = setup();
   chat.connect(1, 'alice', 0);
   take(1);
-  chat.handle(1, { type: 'hello', name: 'alice' }, 1);
+  chat.handle(1, { type: 'hello', name: 'alice', resume: false }, 1);
   assert.deepEqual(take(1), [{ type: 'error', code: ErrorCode.BadRequest, text: 'you already have a name: hello is only the first message', ref: null }]);
   // The largest ref the decoder accepts cannot travel back as ref+1: refused without echoing it.
   chat.handle(1, { type: 'say', ref: Number.MAX_SAFE_INTEGER, room: '#lobby', body: 'hi', action: false }, 1);
@@ -286,9 +295,7 @@ test('hub: rooms are found in any case, shown as first created, and forgotten wh
   assert.deepEqual([...hub.members('#rust')], [1, 2]);
   assert.equal(hub.roomName('#rUsT'), '#Rust');
   assert.deepEqual([...hub.roomsOf(2)], ['#Rust']);
-  assert.equal(hub.nextMessageId('#rust'), 1);
-  assert.equal(hub.nextMessageId('#RUST'), 2);
-  const m: ServerMsg = { type: 'message', room: '#Rust', id: 2, ts: 0, from: 'a', body: 'x', action: false, ref: 5 };
+  const m: ServerMsg = { type: 'message', room: '#Rust', id: 2, ts: 0, from: 'a', body: 'x', action: false, history: false, ref: 5 };
   hub.publish('#rust', m, 1);
   hub.publish('#rust', m); // without an echo target nobody sees the ref
   assert.deepEqual(got.map(([to, x]) => [to, x.type === 'message' ? x.ref : -1]), [[1, 5], [2, null], [1, null], [2, null]]);
@@ -299,14 +306,14 @@ test('hub: rooms are found in any case, shown as first created, and forgotten wh
   assert.equal(hub.roomsOf(2).size, 0);
   hub.join('#RUST', 3);
   assert.equal(hub.roomName('#rust'), '#RUST');
-  assert.equal(hub.nextMessageId('#Rust'), 3, 'ids outlive the room');
+  assert.deepEqual([...hub.rooms()], [{ name: '#RUST', members: 1 }]);
 });
 
 test('limits: a zero or fractional limit is refused at construction', () => {
   const hub = new MemoryHub(() => {});
   const registry = new MemoryNameRegistry();
   for (const limits of [{ floodRate: 0 }, { floodBurst: 1.5 }, { messageMax: -1 }]) {
-    assert.throws(() => new ChatCore({ hub, registry, deliver: () => {}, limits }), RangeError);
+    assert.throws(() => new ChatCore({ hub, registry, store: new SqliteStore(':memory:'), deliver: () => {}, limits }), RangeError);
   }
 });
 
@@ -339,7 +346,14 @@ test('model: under any sequence of connects, says and leaves, each session sees 
           assert.equal(r.ok, !names.has(o.sid) && !taken && o.name !== '' && !o.name.includes(' '));
           if (r.ok) {
             names.set(o.sid, r.name);
-            assert.deepEqual(take(o.sid), [welcome(r.name, now, limits), joined(r.name, now)]);
+            const got = take(o.sid);
+            assert.deepEqual(got.slice(0, 2), [welcome(r.name, now, limits), joined(r.name, now)]);
+            assert.deepEqual(got.at(-1), caughtup());
+            // The replay: the last 50 messages of #lobby, oldest first, marked as history.
+            const replay = got.filter((m) => m.type === 'message');
+            assert.ok(replay.every((m) => m.type === 'message' && m.history && m.ref === null));
+            const want = Array.from({ length: Math.min(50, lastId) }, (_, i) => lastId - Math.min(50, lastId) + 1 + i);
+            assert.deepEqual(replay.map((m) => (m.type === 'message' ? m.id : -1)), want);
             for (const s of names.keys()) if (s !== o.sid) assert.deepEqual(take(s), [joined(r.name, now)]);
           } else if (!names.has(o.sid)) assert.deepEqual(take(o.sid), []);
         } else if (o.op === 'say') {

@@ -27,7 +27,7 @@ import {
   type Packet,
 } from '../src/wire/packet.js';
 import { Reader, Writer, WireError, utf8Bytes } from '../src/wire/buf.js';
-import { HELLO_PADDED_SIZE, MESSAGE_MAX_BYTES, NAME_MAX_CHARS, SHORT_TEXT_MAX_BYTES } from '../src/limits.js';
+import { HELLO_PADDED_SIZE, MEMBERS_PER_REPLY, MESSAGE_MAX_BYTES, NAME_MAX_CHARS, ROOMS_PER_REPLY, SHORT_TEXT_MAX_BYTES } from '../src/limits.js';
 
 const text = (maxLength: number) => fc.string({ unit: 'binary', maxLength });
 const u64 = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
@@ -35,10 +35,22 @@ const varint = fc.oneof(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, ma
 const errorCode = fc.constantFrom(...Object.values(ErrorCode));
 const ref = fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: null });
 
+const chosen = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - 1 });
+const optText = (n: number) => fc.option(text(n), { nil: null });
+
 const clientMsg: fc.Arbitrary<ClientMsg> = fc.oneof(
-  fc.record({ type: fc.constant('hello' as const), name: text(NAME_MAX_CHARS) }),
-  fc.record({ type: fc.constant('say' as const), ref: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - 1 }), room: text(20), body: text(300), action: fc.boolean() }),
+  fc.record({ type: fc.constant('hello' as const), name: text(NAME_MAX_CHARS), resume: fc.boolean() }),
+  fc.record({ type: fc.constant('say' as const), ref: chosen, room: text(20), body: text(300), action: fc.boolean() }),
   fc.record({ type: fc.constant('quit' as const), reason: text(50) }),
+  fc.record({ type: fc.constant('join' as const), ref: chosen, room: text(20), since: fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: null }) }),
+  fc.record({ type: fc.constant('part' as const), ref: chosen, room: text(20), reason: text(50) }),
+  fc.record({ type: fc.constant('list' as const), ref: chosen }),
+  fc.record({ type: fc.constant('who' as const), ref: chosen, room: text(20) }),
+  fc.record({ type: fc.constant('msg' as const), ref: chosen, to: text(NAME_MAX_CHARS), body: text(300), action: fc.boolean() }),
+  fc.record({ type: fc.constant('nick' as const), ref: chosen, name: text(NAME_MAX_CHARS) }),
+  fc.record({ type: fc.constant('topic' as const), ref: chosen, room: text(20), topic: optText(90) }),
+  fc.record({ type: fc.constant('away' as const), ref: chosen, text: text(50) }),
+  fc.record({ type: fc.constant('history' as const), ref: chosen, room: optText(20), after: u64 }),
 );
 
 const serverMsg: fc.Arbitrary<ServerMsg> = fc.oneof(
@@ -68,9 +80,41 @@ const serverMsg: fc.Arbitrary<ServerMsg> = fc.oneof(
     from: text(NAME_MAX_CHARS),
     body: text(300),
     action: fc.boolean(),
+    history: fc.boolean(),
+    ref,
+  }),
+  fc.record({
+    type: fc.constant('private' as const),
+    id: varint,
+    ts: u64,
+    from: text(NAME_MAX_CHARS),
+    to: text(NAME_MAX_CHARS),
+    body: text(300),
+    action: fc.boolean(),
+    history: fc.boolean(),
     ref,
   }),
   fc.record({ type: fc.constant('error' as const), code: errorCode, text: text(80), ref }),
+  fc.record({ type: fc.constant('ok' as const), ref, text: text(80) }),
+  fc.record({
+    type: fc.constant('members' as const),
+    ref,
+    room: text(20),
+    members: fc.array(fc.record({ name: text(NAME_MAX_CHARS), away: fc.boolean() }, { noNullPrototype: true }), { maxLength: MEMBERS_PER_REPLY }),
+    last: fc.boolean(),
+    omitted: fc.integer({ min: 0, max: 100_000 }),
+  }),
+  fc.record({
+    type: fc.constant('rooms' as const),
+    ref,
+    rooms: fc.array(fc.record({ name: text(20), members: varint, topic: text(90) }, { noNullPrototype: true }), { maxLength: ROOMS_PER_REPLY }),
+    last: fc.boolean(),
+    omitted: fc.integer({ min: 0, max: 100_000 }),
+  }),
+  fc.record({ type: fc.constant('topic' as const), ref, room: text(20), topic: text(90), by: text(NAME_MAX_CHARS), ts: u64 }),
+  fc.record({ type: fc.constant('nick' as const), room: text(20), old: text(NAME_MAX_CHARS), name: text(NAME_MAX_CHARS), ts: u64 }),
+  fc.record({ type: fc.constant('away' as const), room: text(20), name: text(NAME_MAX_CHARS), text: text(50), ts: u64 }),
+  fc.record({ type: fc.constant('caughtup' as const), ref, room: optText(20), more: fc.boolean() }),
 );
 
 const cid = fc.uint8Array({ minLength: 8, maxLength: 8 });

@@ -1,10 +1,28 @@
 // The chat logic, sans-I/O: the server shell calls it with each session's decoded messages and `now`,
-// and it answers through `deliver` (to one session) and the hub (to a room). Names, rooms (behind Hub)
-// and flood control live here; sockets, sessions, clocks and encryption do not.
+// and it answers through `deliver` (to one session) and the hub (to a room). Names, rooms (behind Hub),
+// history (behind Store), commands and flood control live here; sockets, sessions, clocks and
+// encryption do not.
+//
+// Every command carries a ref and gets exactly one final reply carrying it (docs/PROTOCOL.md, "Commands"):
+// say → its message echo, msg → its private echo, join/history → caughtup, list → the last rooms page,
+// who → the last members page, topic (asking) → topic, the others → ok; or an error.
 
-import { FLOOD_BURST, FLOOD_RATE_PER_SEC, MESSAGE_MAX_BYTES, SHORT_TEXT_MAX_BYTES } from '../limits.js';
+import {
+  FLOOD_BURST,
+  FLOOD_RATE_PER_SEC,
+  HISTORY_ON_JOIN,
+  HISTORY_PAGE_BYTES,
+  HISTORY_PAGE_MESSAGES,
+  LIST_MAX_ITEMS,
+  MEMBERS_PER_REPLY,
+  MESSAGE_MAX_BYTES,
+  ROOMS_PER_REPLY,
+  ROOMS_PER_SESSION,
+  SHORT_TEXT_MAX_BYTES,
+} from '../limits.js';
 import { VARINT_MAX } from '../wire/buf.js';
-import { ErrorCode, LeaveReason, type ClientMsg } from '../wire/message.js';
+import { ErrorCode, LeaveReason, type ClientMsg, type MemberInfo, type RoomInfo } from '../wire/message.js';
+import type { Store } from '../store/store.js';
 import type { Deliver, Hub } from './hub.js';
 import { checkName, checkRoom, foldKey } from './names.js';
 import type { NameRegistry, SessionId } from './registry.js';
@@ -15,48 +33,65 @@ export const LOBBY = '#lobby';
 export interface ChatLimits {
   /** Largest message body in UTF-8 bytes. */
   messageMax: number;
-  /** Flood control: messages a session may send at once... */
+  /** Flood control: commands a session may send at once... */
   floodBurst: number;
   /** ...and per second after that. */
   floodRate: number;
+  /** Messages replayed to someone joining a room. */
+  historyOnJoin: number;
 }
 
 export type ConnectResult = { ok: true; name: string } | { ok: false; code: ErrorCode; reason: string };
 
-type Say = Extract<ClientMsg, { type: 'say' }>;
+export interface ConnectOptions {
+  /** The client's static key (hex): resends are recognised by it. Null for clients without one (legacy). */
+  identity: string | null;
+  /** The client rejoins its rooms itself (catching up); otherwise it is put in #lobby. */
+  resume: boolean;
+}
+
+type Cmd<T extends ClientMsg['type']> = Extract<ClientMsg, { type: T }>;
 
 /** Everything the chat keeps per registered session; room membership lives in the hub. */
 interface Member {
   name: string;
   /** The registry key of `name`. */
   key: string;
-  /** Flood token bucket, in thousandths of a message so refills at integer `now` stay exact. */
+  identity: string | null;
+  /** Away text; '' when present. */
+  away: string;
+  /** Flood token bucket, in thousandths of a command so refills at integer `now` stay exact. */
   credit: number;
   creditAt: number;
 }
 
-/** One message's cost in bucket units (see Member.credit). */
-const MESSAGE_COST = 1000;
+/** One command's cost in bucket units (see Member.credit). */
+const COMMAND_COST = 1000;
+const PAGE = { maxMessages: HISTORY_PAGE_MESSAGES, maxBytes: HISTORY_PAGE_BYTES };
 
 export class ChatCore {
   private readonly members = new Map<SessionId, Member>();
   private readonly hub: Hub;
   private readonly registry: NameRegistry;
+  private readonly store: Store;
   private readonly deliver: Deliver;
   readonly limits: Readonly<ChatLimits>;
 
-  constructor(opts: { hub: Hub; registry: NameRegistry; deliver: Deliver; limits?: Partial<ChatLimits> }) {
+  constructor(opts: { hub: Hub; registry: NameRegistry; store: Store; deliver: Deliver; limits?: Partial<ChatLimits> }) {
     this.hub = opts.hub;
     this.registry = opts.registry;
+    this.store = opts.store;
     this.deliver = opts.deliver;
     const limits: ChatLimits = {
       messageMax: opts.limits?.messageMax ?? MESSAGE_MAX_BYTES,
       floodBurst: opts.limits?.floodBurst ?? FLOOD_BURST,
       floodRate: opts.limits?.floodRate ?? FLOOD_RATE_PER_SEC,
+      historyOnJoin: opts.limits?.historyOnJoin ?? HISTORY_ON_JOIN,
     };
     // They travel as varints in welcome, and a zero rate would never refill.
     for (const [k, v] of Object.entries(limits)) {
-      if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`chat limit ${k} must be a positive integer, not ${v}`);
+      const min = k === 'historyOnJoin' ? 0 : 1;
+      if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`chat limit ${k} must be an integer ≥ ${min}, not ${v}`);
     }
     this.limits = Object.freeze(limits);
   }
@@ -74,8 +109,8 @@ export class ChatCore {
     return this.registry.ownerOf(foldKey(name));
   }
 
-  /** Registers a session under a name and puts it in #lobby. A refusal changes nothing. */
-  connect(sid: SessionId, requestedName: string, now: number): ConnectResult {
+  /** Registers a session under a name and (unless resuming) puts it in #lobby. A refusal changes nothing. */
+  connect(sid: SessionId, requestedName: string, now: number, opts: ConnectOptions = { identity: null, resume: false }): ConnectResult {
     if (this.members.has(sid)) return { ok: false, code: ErrorCode.BadRequest, reason: 'this session already has a name' };
     const check = checkName(requestedName);
     if (!check.ok) return check;
@@ -83,10 +118,10 @@ export class ChatCore {
       return { ok: false, code: ErrorCode.NameTaken, reason: `the name "${check.name}" is already taken; choose another` };
     }
     const { messageMax, floodBurst, floodRate } = this.limits;
-    this.members.set(sid, { name: check.name, key: check.key, credit: floodBurst * MESSAGE_COST, creditAt: now });
+    const m: Member = { name: check.name, key: check.key, identity: opts.identity, away: '', credit: floodBurst * COMMAND_COST, creditAt: now };
+    this.members.set(sid, m);
     this.deliver(sid, { type: 'welcome', name: check.name, messageMax, floodBurst, floodRate, serverTime: now });
-    this.hub.join(LOBBY, sid);
-    this.hub.publish(LOBBY, { type: 'joined', room: LOBBY, name: check.name, ts: now });
+    if (!opts.resume) this.joinRoom(sid, m, LOBBY, null, null, now);
     return { ok: true, name: check.name };
   }
 
@@ -114,16 +149,37 @@ export class ChatCore {
   handle(sid: SessionId, msg: ClientMsg, now: number): void {
     const m = this.members.get(sid);
     if (!m) return; // the shell closes a session whose connect failed; nothing it says counts
+    if (msg.type === 'hello') return this.error(sid, ErrorCode.BadRequest, 'you already have a name: hello is only the first message', null);
+    if (msg.type === 'quit') return this.disconnect(sid, LeaveReason.Quit, msg.reason, now);
+    // Replies carry ref+1 as a varint, so the largest decodable ref cannot be answered: refuse it plainly.
+    if (msg.ref >= VARINT_MAX) return this.error(sid, ErrorCode.BadRequest, `a ref must be below ${VARINT_MAX}`, null);
+    // A message resent after a reconnect gets its original echo, not a second posting.
+    if ((msg.type === 'say' || msg.type === 'msg') && m.identity !== null && this.echoResend(sid, m.identity, msg.ref)) return;
+    if (!this.spend(m, now, msg.ref, sid)) return;
     switch (msg.type) {
-      case 'hello':
-        this.error(sid, ErrorCode.BadRequest, 'you already have a name: hello is only the first message', null);
-        return;
       case 'say':
-        this.say(sid, m, msg, now);
-        return;
-      case 'quit':
-        this.disconnect(sid, LeaveReason.Quit, msg.reason, now);
-        return;
+        return this.say(sid, m, msg, now);
+      case 'join': {
+        const r = checkRoom(msg.room);
+        if (!r.ok) return this.error(sid, r.code, r.reason, msg.ref);
+        return this.joinRoom(sid, m, r.name, msg.since, msg.ref, now);
+      }
+      case 'part':
+        return this.part(sid, m, msg, now);
+      case 'list':
+        return this.list(sid, msg.ref);
+      case 'who':
+        return this.who(sid, msg);
+      case 'msg':
+        return this.privateMessage(sid, m, msg, now);
+      case 'nick':
+        return this.nick(sid, m, msg, now);
+      case 'topic':
+        return this.topic(sid, m, msg, now);
+      case 'away':
+        return this.setAway(sid, m, msg, now);
+      case 'history':
+        return this.history(sid, m, msg);
       default: {
         const never: never = msg;
         return never;
@@ -144,37 +200,194 @@ export class ChatCore {
     this.registry.release(m.key, sid);
   }
 
-  private say(sid: SessionId, m: Member, msg: Say, now: number): void {
-    const { ref, room, body, action } = msg;
-    const { messageMax, floodBurst, floodRate } = this.limits;
-    // Replies carry ref+1 as a varint, so the largest decodable ref cannot be echoed: refuse it plainly.
-    if (ref >= VARINT_MAX) return this.error(sid, ErrorCode.BadRequest, `a ref must be below ${VARINT_MAX}`, null);
-    if (body.length === 0) return this.error(sid, ErrorCode.MessageEmpty, 'nothing to send: the message is empty', ref);
-    const size = Buffer.byteLength(body, 'utf8');
-    if (size > messageMax) {
-      return this.error(sid, ErrorCode.MessageTooLong, `message is ${size} bytes; the limit is ${messageMax}: split it`, ref);
-    }
-    const shown = this.hub.members(room).has(sid) ? this.hub.roomName(room) : undefined;
-    if (shown === undefined) return this.error(sid, ErrorCode.NotInRoom, notInRoom(room), ref);
-    // Only messages that would reach others cost a token: flood control protects the room.
-    if (!this.spend(m, now)) {
-      const per = floodRate === 1 ? 'message' : 'messages';
-      const text = `slow down: at most ${floodRate} ${per} per second (burst ${floodBurst}); this message was not sent`;
-      return this.error(sid, ErrorCode.SlowDown, text, ref);
-    }
-    const id = this.hub.nextMessageId(shown);
-    this.hub.publish(shown, { type: 'message', room: shown, id, ts: now, from: m.name, body, action, ref }, sid);
+  private echoResend(sid: SessionId, identity: string, ref: number): boolean {
+    const sent = this.store.findSent(identity, ref);
+    if (!sent) return false;
+    if (sent.kind === 'message') this.deliver(sid, { type: 'message', ...sent.message, history: false, ref });
+    else this.deliver(sid, { type: 'private', ...sent.message, history: false, ref });
+    return true;
   }
 
-  /** Takes one message from the session's token bucket; false when it is empty. */
-  private spend(m: Member, now: number): boolean {
+  /** Checks a message body; an error reply when it cannot be sent. */
+  private bodyOk(sid: SessionId, body: string, ref: number): boolean {
+    const { messageMax } = this.limits;
+    if (body.length === 0) {
+      this.error(sid, ErrorCode.MessageEmpty, 'nothing to send: the message is empty', ref);
+      return false;
+    }
+    const size = Buffer.byteLength(body, 'utf8');
+    if (size > messageMax) {
+      this.error(sid, ErrorCode.MessageTooLong, `message is ${size} bytes; the limit is ${messageMax}: split it`, ref);
+      return false;
+    }
+    return true;
+  }
+
+  private say(sid: SessionId, m: Member, msg: Cmd<'say'>, now: number): void {
+    const { ref, room, body, action } = msg;
+    if (!this.bodyOk(sid, body, ref)) return;
+    const shown = this.memberRoom(sid, room);
+    if (shown === undefined) return this.error(sid, ErrorCode.NotInRoom, notInRoom(room), ref);
+    const stored = this.store.appendMessage({ key: foldKey(shown), name: shown }, { ts: now, from: m.name, body, action }, { identity: m.identity, ref });
+    this.hub.publish(shown, { type: 'message', ...stored, history: false, ref }, sid);
+  }
+
+  /** Joins (if not yet a member: announced to the room), then sends topic, members and history. */
+  private joinRoom(sid: SessionId, m: Member, room: string, since: number | null, ref: number | null, now: number): void {
+    const key = foldKey(room);
+    let shown = this.memberRoom(sid, room);
+    if (shown === undefined) {
+      if (this.hub.roomsOf(sid).size >= ROOMS_PER_SESSION) {
+        return this.error(sid, ErrorCode.TooManyRooms, `you are in ${ROOMS_PER_SESSION} rooms, the most allowed: /part one first`, ref);
+      }
+      shown = this.hub.roomName(room) ?? this.store.ensureRoom(key, room).name;
+      this.hub.join(shown, sid);
+      this.hub.publish(shown, { type: 'joined', room: shown, name: m.name, ts: now });
+    }
+    const rec = this.store.room(key);
+    if (rec && rec.topic !== '') this.deliver(sid, { type: 'topic', ref: null, room: shown, topic: rec.topic, by: rec.topicBy, ts: rec.topicTs });
+    // Only the first page of members: /who lists the rest. Sending all would make a big room's joins O(N²).
+    this.sendMembers(sid, shown, null, MEMBERS_PER_REPLY);
+    // The replay starts N messages back and comes in pages like any catch-up.
+    const after = since ?? (this.store.recent(key, this.limits.historyOnJoin)[0]?.id ?? (rec?.lastId ?? 0) + 1) - 1;
+    const page = this.store.roomAfter(key, after, PAGE);
+    for (const h of page.messages) this.deliver(sid, { type: 'message', ...h, history: true, ref: null });
+    this.deliver(sid, { type: 'caughtup', ref, room: shown, more: page.more });
+  }
+
+  private part(sid: SessionId, m: Member, msg: Cmd<'part'>, now: number): void {
+    const shown = this.memberRoom(sid, msg.room);
+    if (shown === undefined) return this.error(sid, ErrorCode.NotInRoom, notInRoom(msg.room), msg.ref);
+    // Published before leaving, so the leaver sees it too and closes the room.
+    this.hub.publish(shown, { type: 'left', room: shown, name: m.name, why: LeaveReason.Part, reason: clampUtf8(msg.reason, SHORT_TEXT_MAX_BYTES), ts: now });
+    this.hub.leave(shown, sid);
+    this.deliver(sid, { type: 'ok', ref: msg.ref, text: `you left ${shown}` });
+  }
+
+  private list(sid: SessionId, ref: number): void {
+    const all = [...this.hub.rooms()].sort((a, b) => b.members - a.members || (a.name < b.name ? -1 : 1));
+    const listed = all.slice(0, LIST_MAX_ITEMS);
+    const infos: RoomInfo[] = listed.map((r) => ({ name: r.name, members: r.members, topic: this.store.room(foldKey(r.name))?.topic ?? '' }));
+    const omitted = all.length - listed.length;
+    for (let i = 0; i === 0 || i < infos.length; i += ROOMS_PER_REPLY) {
+      const last = i + ROOMS_PER_REPLY >= infos.length;
+      this.deliver(sid, { type: 'rooms', ref: last ? ref : null, rooms: infos.slice(i, i + ROOMS_PER_REPLY), last, omitted: last ? omitted : 0 });
+    }
+  }
+
+  private who(sid: SessionId, msg: Cmd<'who'>): void {
+    const r = checkRoom(msg.room);
+    if (!r.ok) return this.error(sid, r.code, r.reason, msg.ref);
+    const shown = this.hub.roomName(r.name);
+    if (shown === undefined) return this.error(sid, ErrorCode.NotInRoom, `no one is in ${r.name}`, msg.ref);
+    this.sendMembers(sid, shown, msg.ref, LIST_MAX_ITEMS);
+  }
+
+  /** A room's members sorted by name, in pages, at most `max`; the last page carries `ref`. */
+  private sendMembers(sid: SessionId, room: string, ref: number | null, max: number): void {
+    const all: MemberInfo[] = [];
+    for (const s of this.hub.members(room)) {
+      const m = this.members.get(s);
+      if (m) all.push({ name: m.name, away: m.away !== '' });
+    }
+    all.sort((a, b) => (a.name.toLowerCase() < b.name.toLowerCase() ? -1 : 1));
+    const listed = all.slice(0, max);
+    const omitted = all.length - listed.length;
+    for (let i = 0; i === 0 || i < listed.length; i += MEMBERS_PER_REPLY) {
+      const last = i + MEMBERS_PER_REPLY >= listed.length;
+      this.deliver(sid, { type: 'members', ref: last ? ref : null, room, members: listed.slice(i, i + MEMBERS_PER_REPLY), last, omitted: last ? omitted : 0 });
+    }
+  }
+
+  private privateMessage(sid: SessionId, m: Member, msg: Cmd<'msg'>, now: number): void {
+    const { ref, body, action } = msg;
+    if (!this.bodyOk(sid, body, ref)) return;
+    const toSid = this.ownerOf(msg.to);
+    const to = toSid === undefined ? undefined : this.members.get(toSid);
+    if (toSid === undefined || to === undefined) {
+      return this.error(sid, ErrorCode.NoSuchUser, `no one called ${msg.to} is online; private messages go only to people online`, ref);
+    }
+    if (toSid < 0) return this.error(sid, ErrorCode.NoSuchUser, `${to.name} uses an original client, which cannot receive private messages`, ref);
+    const stored = this.store.appendPrivate({ ts: now, from: m.name, to: to.name, body, action }, { identity: m.identity, ref }, to.identity);
+    if (toSid !== sid) this.deliver(toSid, { type: 'private', ...stored, history: false, ref: null });
+    this.deliver(sid, { type: 'private', ...stored, history: false, ref });
+    if (to.away !== '' && toSid !== sid) this.deliver(sid, { type: 'away', room: '', name: to.name, text: to.away, ts: now });
+  }
+
+  private nick(sid: SessionId, m: Member, msg: Cmd<'nick'>, now: number): void {
+    const check = checkName(msg.name);
+    if (!check.ok) return this.error(sid, check.code, check.reason, msg.ref);
+    if (check.name === m.name) return this.deliver(sid, { type: 'ok', ref: msg.ref, text: `you are already ${m.name}` });
+    if (check.key !== m.key && !this.registry.claim(check.key, sid)) {
+      return this.error(sid, ErrorCode.NameTaken, `the name "${check.name}" is already taken; choose another`, msg.ref);
+    }
+    if (check.key !== m.key) this.registry.release(m.key, sid);
+    const old = m.name;
+    m.name = check.name;
+    m.key = check.key;
+    for (const room of this.hub.roomsOf(sid)) this.hub.publish(room, { type: 'nick', room, old, name: m.name, ts: now });
+    this.deliver(sid, { type: 'nick', room: '', old, name: m.name, ts: now });
+    this.deliver(sid, { type: 'ok', ref: msg.ref, text: `you are now known as ${m.name}` });
+  }
+
+  private topic(sid: SessionId, m: Member, msg: Cmd<'topic'>, now: number): void {
+    const r = checkRoom(msg.room);
+    if (!r.ok) return this.error(sid, r.code, r.reason, msg.ref);
+    const key = foldKey(r.name);
+    if (msg.topic === null) {
+      const rec = this.store.room(key);
+      const shown = this.hub.roomName(r.name) ?? rec?.name ?? r.name;
+      return this.deliver(sid, { type: 'topic', ref: msg.ref, room: shown, topic: rec?.topic ?? '', by: rec?.topicBy ?? '', ts: rec?.topicTs ?? 0 });
+    }
+    const shown = this.memberRoom(sid, r.name);
+    if (shown === undefined) return this.error(sid, ErrorCode.NotInRoom, notInRoom(r.name), msg.ref);
+    const topic = msg.topic.replace(/[\r\n]+/g, ' ').trim();
+    this.store.setTopic({ key, name: shown }, topic, m.name, now);
+    this.hub.publish(shown, { type: 'topic', ref: null, room: shown, topic, by: m.name, ts: now });
+    this.deliver(sid, { type: 'ok', ref: msg.ref, text: topic === '' ? `cleared the topic of ${shown}` : `set the topic of ${shown}` });
+  }
+
+  private setAway(sid: SessionId, m: Member, msg: Cmd<'away'>, now: number): void {
+    const text = msg.text.replace(/[\r\n]+/g, ' ').trim();
+    if (text === m.away) return this.deliver(sid, { type: 'ok', ref: msg.ref, text: text === '' ? 'you are not away' : 'you are already away' });
+    m.away = text;
+    const rooms = this.hub.roomsOf(sid);
+    for (const room of rooms) this.hub.publish(room, { type: 'away', room, name: m.name, text, ts: now });
+    if (rooms.size === 0) this.deliver(sid, { type: 'away', room: '', name: m.name, text, ts: now });
+    this.deliver(sid, { type: 'ok', ref: msg.ref, text: text === '' ? 'you are back' : 'you are marked as away' });
+  }
+
+  private history(sid: SessionId, m: Member, msg: Cmd<'history'>): void {
+    if (msg.room === null) {
+      const page = m.identity === null ? { messages: [], more: false } : this.store.privatesAfter(m.identity, msg.after, PAGE);
+      for (const p of page.messages) this.deliver(sid, { type: 'private', ...p, history: true, ref: null });
+      return this.deliver(sid, { type: 'caughtup', ref: msg.ref, room: null, more: page.more });
+    }
+    const shown = this.memberRoom(sid, msg.room);
+    if (shown === undefined) return this.error(sid, ErrorCode.NotInRoom, notInRoom(msg.room), msg.ref);
+    const page = this.store.roomAfter(foldKey(shown), msg.after, PAGE);
+    for (const h of page.messages) this.deliver(sid, { type: 'message', ...h, history: true, ref: null });
+    this.deliver(sid, { type: 'caughtup', ref: msg.ref, room: shown, more: page.more });
+  }
+
+  /** The display name of `room` if the session is in it. */
+  private memberRoom(sid: SessionId, room: string): string | undefined {
+    return this.hub.members(room).has(sid) ? this.hub.roomName(room) : undefined;
+  }
+
+  /** Takes one command from the session's token bucket; false (and an error reply) when it is empty. */
+  private spend(m: Member, now: number, ref: number, sid: SessionId): boolean {
     const { floodBurst, floodRate } = this.limits;
     const elapsed = Math.max(0, now - m.creditAt); // a wall clock stepping back must not drain the bucket
-    m.credit = Math.min(floodBurst * MESSAGE_COST, m.credit + elapsed * floodRate); // ms × msg/s = thousandths
+    m.credit = Math.min(floodBurst * COMMAND_COST, m.credit + elapsed * floodRate); // ms × cmd/s = thousandths
     m.creditAt = now;
-    if (m.credit < MESSAGE_COST) return false;
-    m.credit -= MESSAGE_COST;
-    return true;
+    if (m.credit >= COMMAND_COST) {
+      m.credit -= COMMAND_COST;
+      return true;
+    }
+    const per = floodRate === 1 ? 'message' : 'messages';
+    this.error(sid, ErrorCode.SlowDown, `slow down: at most ${floodRate} ${per} per second (burst ${floodBurst}); this was not sent`, ref);
+    return false;
   }
 
   private error(sid: SessionId, code: ErrorCode, text: string, ref: number | null): void {
@@ -190,7 +403,7 @@ function notInRoom(room: string): string {
 const ELLIPSIS = '…';
 
 /** `s` cut to at most `max` UTF-8 bytes at a code point boundary, marked with an ellipsis when cut. */
-function clampUtf8(s: string, max: number): string {
+export function clampUtf8(s: string, max: number): string {
   if (s.length * 3 <= max || Buffer.byteLength(s, 'utf8') <= max) return s; // a UTF-16 unit is ≤ 3 bytes
   const room = max - Buffer.byteLength(ELLIPSIS, 'utf8');
   let used = 0;

@@ -1,4 +1,4 @@
-// Room membership, fan-out and message ids. Behind an interface so a Redis-backed hub can spread a room
+// Room membership and fan-out. Behind an interface so a Redis-backed hub can spread a room
 // over several server nodes without touching the chat logic.
 //
 // Rooms are found case-insensitively (foldKey, the key checkRoom gives), in any spelling; messages carry
@@ -11,8 +11,8 @@ import type { SessionId } from './registry.js';
 
 export type Deliver = (to: SessionId, msg: ServerMsg) => void;
 
-/** What is published to a room: presence changes and messages. */
-export type RoomEvent = Extract<ServerMsg, { type: 'joined' | 'left' | 'message' }>;
+/** What is published to a room: presence changes, messages, topics, renames and away changes. */
+export type RoomEvent = Extract<ServerMsg, { type: 'joined' | 'left' | 'message' | 'topic' | 'nick' | 'away' }>;
 
 export interface Hub {
   /** Adds a session to a room; a room without members is created, with this spelling as its display name. */
@@ -30,8 +30,8 @@ export interface Hub {
    * ref set, so a distributed hub carries (msg, echoTo) once and strips the ref where it delivers.
    */
   publish(room: string, msg: RoomEvent, echoTo?: SessionId): void;
-  /** The next message id of a room: increasing from 1, never reused while the server runs. */
-  nextMessageId(room: string): number;
+  /** Every room with members: display name and member count. */
+  rooms(): Iterable<{ name: string; members: number }>;
 }
 
 interface Room {
@@ -43,17 +43,15 @@ const NONE: ReadonlySet<never> = new Set();
 
 export class MemoryHub implements Hub {
   /** Rooms with members, by key; an empty room is forgotten. */
-  private readonly rooms = new Map<string, Room>();
+  private readonly byKey = new Map<string, Room>();
   private readonly joined = new Map<SessionId, Set<string>>();
-  /** Last message id by room key. Outlives the room so ids never repeat; a few bytes per room ever used. */
-  private readonly lastIds = new Map<string, number>();
 
   constructor(private readonly deliver: Deliver) {}
 
   join(room: string, sid: SessionId): void {
     const key = foldKey(room);
-    let r = this.rooms.get(key);
-    if (!r) this.rooms.set(key, (r = { name: room, members: new Set() }));
+    let r = this.byKey.get(key);
+    if (!r) this.byKey.set(key, (r = { name: room, members: new Set() }));
     r.members.add(sid);
     let mine = this.joined.get(sid);
     if (!mine) this.joined.set(sid, (mine = new Set()));
@@ -62,16 +60,16 @@ export class MemoryHub implements Hub {
 
   leave(room: string, sid: SessionId): void {
     const key = foldKey(room);
-    const r = this.rooms.get(key);
+    const r = this.byKey.get(key);
     if (!r || !r.members.delete(sid)) return;
-    if (r.members.size === 0) this.rooms.delete(key);
+    if (r.members.size === 0) this.byKey.delete(key);
     const mine = this.joined.get(sid);
     mine?.delete(r.name);
     if (mine?.size === 0) this.joined.delete(sid);
   }
 
   members(room: string): ReadonlySet<SessionId> {
-    return this.rooms.get(foldKey(room))?.members ?? NONE;
+    return this.byKey.get(foldKey(room))?.members ?? NONE;
   }
 
   roomsOf(sid: SessionId): ReadonlySet<string> {
@@ -79,21 +77,18 @@ export class MemoryHub implements Hub {
   }
 
   roomName(room: string): string | undefined {
-    return this.rooms.get(foldKey(room))?.name;
+    return this.byKey.get(foldKey(room))?.name;
   }
 
   publish(room: string, msg: RoomEvent, echoTo?: SessionId): void {
-    const r = this.rooms.get(foldKey(room));
+    const r = this.byKey.get(foldKey(room));
     if (!r) return;
     const others: RoomEvent = msg.type === 'message' && msg.ref !== null ? { ...msg, ref: null } : msg;
     // Live iteration: a member removed by a delivery (e.g. the shell dropping a too-slow peer) gets no more.
     for (const sid of r.members) this.deliver(sid, sid === echoTo ? msg : others);
   }
 
-  nextMessageId(room: string): number {
-    const key = foldKey(room);
-    const id = (this.lastIds.get(key) ?? 0) + 1;
-    this.lastIds.set(key, id);
-    return id;
+  *rooms(): Iterable<{ name: string; members: number }> {
+    for (const r of this.byKey.values()) yield { name: r.name, members: r.members.size };
   }
 }

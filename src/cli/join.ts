@@ -8,6 +8,7 @@ import { ObrolClient, ObrolClientError, type ChatEvent } from '../client/client.
 import { LegacyClient, type ChatClient } from '../client/legacy-client.js';
 import { ErrorCode } from '../wire/message.js';
 import { formatJson, formatLine } from './format.js';
+import { COMMAND_HELP, CurrentRoom, parseInput, runInput } from './commands.js';
 import { intOption, UsageError } from './options.js';
 import { parseHostPort, parseTarget } from './target.js';
 
@@ -26,36 +27,15 @@ export const JOIN_USAGE = `usage: obrol join NAME@HOST[:PORT] [--json] [--finger
 On a terminal you get a prompt; otherwise every input line is sent as a message, and every
 event is printed as one line: "alice: hi", "bob has joined the chat".`;
 
-export const COMMAND_HELP = `commands:
-  /me ACTION        send an action line: * you ACTION
-  /quit [MESSAGE]   leave (the room sees MESSAGE)
-  /help             this list
-  //text            send a line that starts with a slash`;
-
 /** Exit codes: 0 ok, 1 connection or delivery failure, 2 usage error or name rejected. */
 const EXIT_FAILED = 1;
 const EXIT_REJECTED = 2;
 
-type Input = { kind: 'say'; body: string; action: boolean } | { kind: 'quit'; reason: string } | { kind: 'help' } | { kind: 'error'; text: string } | { kind: 'empty' };
+export { COMMAND_HELP, parseInput };
 
-/** Parses one input line into what to do with it. */
-export function parseInput(line: string): Input {
-  if (line.length === 0) return { kind: 'empty' };
-  if (!line.startsWith('/') || line.startsWith('//')) return { kind: 'say', body: line.startsWith('//') ? line.slice(1) : line, action: false };
-  const space = line.indexOf(' ');
-  const cmd = (space < 0 ? line : line.slice(0, space)).toLowerCase();
-  const rest = space < 0 ? '' : line.slice(space + 1);
-  switch (cmd) {
-    case '/quit':
-    case '/exit':
-      return { kind: 'quit', reason: rest };
-    case '/help':
-      return { kind: 'help' };
-    case '/me':
-      return rest.trim() === '' ? { kind: 'error', text: '/me needs an action, e.g. /me waves' } : { kind: 'say', body: rest, action: true };
-    default:
-      return { kind: 'error', text: `unknown command ${cmd}; /help lists the commands (start a line with // to send a slash)` };
-  }
+/** Our current name, for labelling private conversations. */
+function me(client: ChatClient): string | null {
+  return client instanceof ObrolClient ? client.registeredName : null;
 }
 
 export async function joinMain(argv: string[]): Promise<number> {
@@ -135,10 +115,12 @@ async function runLineMode(client: ChatClient, json: boolean): Promise<number> {
   let closedUnexpectedly: string | null = null;
   let wasDown = false;
   let quitting = false;
+  const current = new CurrentRoom();
   client.on((ev: ChatEvent) => {
-    const line = json ? formatJson(ev) : formatLine(ev);
+    const line = json ? formatJson(ev) : formatLine(ev, me(client));
     if (line !== null) out(line);
     if (ev.type === 'error' && !json) err(`error: ${ev.text}`);
+    if (ev.type === 'ok' && !json) err(ev.text);
     // The first connection is reported by its result; later changes are news worth a line.
     if (ev.type === 'status' && !json && (ev.status !== 'connecting' && (ev.status !== 'open' || wasDown))) err(ev.detail);
     if (ev.type === 'status') wasDown = ev.status === 'reconnecting' || ev.status === 'unresponsive';
@@ -153,20 +135,19 @@ async function runLineMode(client: ChatClient, json: boolean): Promise<number> {
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
   const reading = (async () => {
     for await (const raw of rl) {
-      const input = parseInput(raw);
-      if (input.kind === 'quit') {
-        quitReason = input.reason;
+      const { result, done } = runInput(client, parseInput(raw), current);
+      if (result.kind === 'quit') {
+        quitReason = result.reason;
         break;
       }
-      if (input.kind === 'help') err(COMMAND_HELP);
-      else if (input.kind === 'error') err(input.text);
-      else if (input.kind === 'empty') err('skipped an empty line: there is nothing to send');
-      else
+      if (result.kind === 'help') err(COMMAND_HELP);
+      else if (result.kind === 'error') err(result.text);
+      if (done)
         sends.push(
-          client.say(input.body, { action: input.action }).catch((e: Error) => {
+          done.catch((e: Error) => {
             failed++;
             // A server refusal was already printed from its error event.
-            if (!(e instanceof ObrolClientError && e.kind === 'refused')) err(`not sent: ${e.message}`);
+            if (!(e instanceof ObrolClientError && e.kind === 'refused')) err(`not done: ${e.message}`);
           }),
         );
     }
@@ -219,8 +200,9 @@ async function runInteractive(client: ChatClient): Promise<number> {
   const done = new Promise<void>((resolve) => {
     client.on((ev) => {
       const time = 'ts' in ev ? new Date(ev.ts).toTimeString().slice(0, 5) + ' ' : '';
-      const line = formatLine(ev);
+      const line = formatLine(ev, me(client));
       if (line !== null) show(time + line);
+      else if (ev.type === 'ok') show(`* ${ev.text}`);
       else if (ev.type === 'error') show(`! ${ev.text}`);
       else if (ev.type === 'connected') {
         show(`* connected to ${ev.server}, server key ${ev.fingerprint}${ev.pinned === 'new' ? ' (new: pinned for next time)' : ''}`);
@@ -249,14 +231,19 @@ async function runInteractive(client: ChatClient): Promise<number> {
     process.stderr.write(`obrol: ${f.text}\n`);
     return f.code;
   }
+  const current = new CurrentRoom();
   rl.on('line', (raw) => {
-    const input = parseInput(raw);
-    if (input.kind === 'quit') {
+    if (raw === '') return rl.prompt(true);
+    const { result, done } = runInput(client, parseInput(raw), current);
+    if (result.kind === 'quit') {
       quitting = true;
-      void client.quit(input.reason);
-    } else if (input.kind === 'help') show(COMMAND_HELP);
-    else if (input.kind === 'error') show(`! ${input.text}`);
-    else if (input.kind === 'say') client.say(input.body, { action: input.action }).catch((e: Error) => show(`! not sent: ${e.message}`));
+      void client.quit(result.reason);
+    } else if (result.kind === 'help') show(COMMAND_HELP);
+    else if (result.kind === 'error') show(`! ${result.text}`);
+    done?.catch((e: Error) => {
+      if (!(e instanceof ObrolClientError && e.kind === 'refused')) show(`! not done: ${e.message}`);
+    });
+    rl.setPrompt(`[${me(client) ?? ''} ${current.room}] `);
     rl.prompt(true);
   });
   let interrupts = 0;

@@ -1,19 +1,37 @@
 // `obrol serve`: run a server until SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
-import { DEFAULT_MTU, DEFAULT_PORT, FLOOD_BURST, FLOOD_RATE_PER_SEC, IDLE_TIMEOUT_MS, LEGACY_IDLE_MS, MAX_MTU, MIN_MTU } from '../limits.js';
+import {
+  DEFAULT_MTU,
+  DEFAULT_PORT,
+  FLOOD_BURST,
+  FLOOD_RATE_PER_SEC,
+  HISTORY_ON_JOIN,
+  HISTORY_ON_JOIN_MAX,
+  IDLE_TIMEOUT_MS,
+  LEGACY_IDLE_MS,
+  MAX_MTU,
+  MIN_MTU,
+  RETAIN_DAYS,
+  RETAIN_MESSAGES,
+} from '../limits.js';
 import { ObrolServer } from '../server/server.js';
 import { formatAddr } from '../session/address.js';
 import { defaultDataDir } from './paths.js';
 import { intOption, UsageError } from './options.js';
 
-export const SERVE_USAGE = `usage: obrol serve [--host H] [--port P] [--data DIR] [--mtu N]
+export const SERVE_USAGE = `usage: obrol serve [--host H] [--port P] [--data DIR] [--memory] [--mtu N]
+                   [--history N] [--retain-messages N] [--retain-days D]
                    [--flood-burst N] [--flood-rate N] [--idle-timeout SECONDS]
                    [--legacy [--legacy-idle SECONDS]]
 
   --host H            address to listen on (default 0.0.0.0; use :: for IPv6)
   --port P            UDP port (default ${DEFAULT_PORT})
-  --data DIR          data directory: the server key lives here
+  --data DIR          data directory: the server key and the history (history.db, SQLite) live here
                       (default $OBROL_DATA_DIR, else $XDG_DATA_HOME/obrol, else ~/.local/share/obrol)
+  --memory            keep history in memory only: rooms, topics and messages go with a restart
+  --history N         messages replayed to someone joining a room, 0..${HISTORY_ON_JOIN_MAX} (default ${HISTORY_ON_JOIN})
+  --retain-messages N keep the last N messages per room (default ${RETAIN_MESSAGES}; 0: no limit)
+  --retain-days D     delete messages older than D days (default ${RETAIN_DAYS === 0 ? '0: no limit' : RETAIN_DAYS})
   --mtu N             largest UDP payload to send, ${MIN_MTU}..${MAX_MTU} (default ${DEFAULT_MTU})
   --flood-burst N     messages a client may send at once (default ${FLOOD_BURST})
   --flood-rate N      messages per second a client may sustain (default ${FLOOD_RATE_PER_SEC})
@@ -30,6 +48,10 @@ export async function serveMain(argv: string[]): Promise<number> {
       host: { type: 'string' },
       port: { type: 'string' },
       data: { type: 'string' },
+      memory: { type: 'boolean' },
+      history: { type: 'string' },
+      'retain-messages': { type: 'string' },
+      'retain-days': { type: 'string' },
       mtu: { type: 'string' },
       'flood-burst': { type: 'string' },
       'flood-rate': { type: 'string' },
@@ -51,6 +73,10 @@ export async function serveMain(argv: string[]): Promise<number> {
   const floodRate = intOption('--flood-rate', values['flood-rate'], FLOOD_RATE_PER_SEC, 1, 1_000_000);
   const idle = intOption('--idle-timeout', values['idle-timeout'], IDLE_TIMEOUT_MS / 1000, 1, 86_400);
   const dataDir = values.data ?? defaultDataDir();
+  const history = intOption('--history', values.history, HISTORY_ON_JOIN, 0, HISTORY_ON_JOIN_MAX);
+  const retainMessages = intOption('--retain-messages', values['retain-messages'], RETAIN_MESSAGES, 0, Number.MAX_SAFE_INTEGER);
+  const retainDays = intOption('--retain-days', values['retain-days'], RETAIN_DAYS, 0, 100_000);
+  const memory = values.memory === true;
   const legacy = values.legacy === true;
   if (!legacy && values['legacy-idle'] !== undefined) throw new UsageError('--legacy-idle needs --legacy');
   const legacyIdle = intOption('--legacy-idle', values['legacy-idle'], LEGACY_IDLE_MS / 1000, 1, 86_400);
@@ -61,6 +87,9 @@ export async function serveMain(argv: string[]): Promise<number> {
       host: values.host,
       port,
       dataDir,
+      memory,
+      historyOnJoin: history,
+      retention: { maxMessages: retainMessages, maxAgeMs: retainDays * 86_400_000 },
       endpoint: { mtu, idleTimeoutMs: idle * 1000 },
       chatLimits: { floodBurst, floodRate },
       legacy: legacy ? { idleMs: legacyIdle * 1000 } : undefined,
@@ -69,6 +98,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EADDRINUSE') throw new UsageError(`port ${port} is already in use; stop the other server or pick another --port`, 1);
     if (err.code === 'EADDRNOTAVAIL') throw new UsageError(`cannot listen on ${values.host}: no such local address`, 1);
+    if (err.code === 'SQLITE_BUSY') throw new UsageError(`the history in ${dataDir} is in use by another server; stop it or use another --data`, 1);
     throw e;
   }
   // Handlers first: a signal sent the moment the ready line appears must find them in place.
@@ -76,7 +106,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
-  console.log(`obrol: listening on udp ${formatAddr(server.address())}, server key ${server.fingerprint}, data in ${dataDir}`);
+  const where = memory ? 'history in memory only (--memory)' : `data in ${dataDir}`;
+  console.log(`obrol: listening on udp ${formatAddr(server.address())}, server key ${server.fingerprint}, ${where}`);
   if (legacy) console.log(`obrol: legacy plain-text protocol on, same port: unencrypted and unauthenticated; silent legacy clients leave after ${legacyIdle} s`);
   await stopped;
   await server.close();

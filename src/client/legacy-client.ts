@@ -262,7 +262,7 @@ export class LegacyClient implements ChatClient {
         this.emit({ type: 'left', room: LOBBY, name: line.name, why: line.why, reason: line.reason, ts });
         break;
       case 'message':
-        this.emit({ type: 'message', room: LOBBY, id: this.nextId++, ts, from: line.from, body: line.body, action: line.action, own: line.from === this.name });
+        this.emit({ type: 'message', room: LOBBY, id: this.nextId++, ts, from: line.from, body: line.body, action: line.action, history: false, own: line.from === this.name });
         break;
       case 'taken':
       case 'unknown':

@@ -30,7 +30,11 @@ const TAKEN_BYTES = utf8Bytes(LEGACY_TAKEN_REPLY);
 
 /** The part of ChatCore the gateway drives; legacy session ids are negative. */
 export interface ChatCoreLike {
-  connect(sid: number, requestedName: string, now: number): { ok: true; name: string } | { ok: false; code: ErrorCode; reason: string };
+  connect(
+    sid: number,
+    requestedName: string,
+    now: number,
+  ): { ok: true; name: string } | { ok: false; code: ErrorCode; reason: string };
   handle(sid: number, msg: ClientMsg, now: number): void;
   disconnect(sid: number, why: LeaveReason, reason: string, now: number): void;
 }
@@ -95,6 +99,7 @@ const WHY: Record<LeaveReason, LeaveWhy> = {
   [LeaveReason.TimedOut]: 'timeout',
   [LeaveReason.ConnectionLost]: 'lost',
   [LeaveReason.Kicked]: 'kicked',
+  [LeaveReason.Part]: 'part',
 };
 
 export class LegacyGateway {
@@ -350,12 +355,23 @@ function toEvent(m: ServerMsg): ChatEvent | null {
     case 'left':
       return { type: 'left', room: m.room, name: m.name, why: WHY[m.why], reason: m.reason, ts: m.ts };
     case 'message':
-      return { type: 'message', room: m.room, id: m.id, ts: m.ts, from: m.from, body: m.body, action: m.action, own: m.ref !== null };
+      // The original protocol has no history: a legacy client sees only what happens while it is there.
+      if (m.history) return null;
+      return { type: 'message', room: m.room, id: m.id, ts: m.ts, from: m.from, body: m.body, action: m.action, history: false, own: m.ref !== null };
+    case 'nick':
+      return m.room === '' ? null : { type: 'nick', room: m.room, old: m.old, name: m.name, ts: m.ts };
     case 'error':
       return { type: 'error', code: m.code, text: m.text, ref: m.ref };
     case 'welcome':
     case 'rejected':
-      return null; // the original protocol has neither
+    case 'private':
+    case 'ok':
+    case 'members':
+    case 'rooms':
+    case 'topic':
+    case 'away':
+    case 'caughtup':
+      return null; // the original protocol has none of these
   }
 }
 

@@ -3,9 +3,10 @@
 
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_PORT, MAX_DATAGRAM, MAX_STREAMS } from '../limits.js';
+import { DEFAULT_PORT, MAX_DATAGRAM, MAX_STREAMS, RETAIN_DAYS, RETAIN_MESSAGES, RETENTION_SWEEP_MS } from '../limits.js';
 import { fingerprint, type KeyPair } from '../crypto/noise.js';
 import { loadOrCreateKeyPair } from '../crypto/keystore.js';
 import { ServerEndpoint, type ServerEndpointOptions, type SessionId } from '../session/server-endpoint.js';
@@ -23,16 +24,25 @@ import {
 import { isObrolDatagram } from '../wire/packet.js';
 import { CloseCode } from '../session/close-codes.js';
 import { Identities } from './identities.js';
+import type { Retention, Store } from '../store/store.js';
+import { SqliteStore } from '../store/sqlite.js';
 import { LegacyGateway, type LegacyStats } from '../legacy/gateway.js';
 
 export interface ServerOptions {
   host?: string;
   port?: number;
-  /** Where the server keeps its static key (and, later, history). */
+  /** Where the server keeps its static key and its history (history.db). */
   dataDir: string;
+  /** Keep history in memory only: nothing survives a restart. */
+  memory?: boolean;
+  /** Messages replayed on join (default HISTORY_ON_JOIN). */
+  historyOnJoin?: number;
+  retention?: Partial<Retention>;
   /** Overrides of endpoint limits (tests use small ones). */
   endpoint?: Partial<Omit<ServerEndpointOptions, 'staticKey' | 'random' | 'now'>>;
   chatLimits?: { messageMax?: number; floodBurst?: number; floodRate?: number };
+  /** For tests: a store of their own. */
+  store?: Store;
   /** For tests: a fixed key instead of the data dir's. */
   staticKey?: KeyPair;
   /** Also speak the original plain-text protocol on the same port (off by default: it is unauthenticated). */
@@ -49,7 +59,8 @@ export interface ServerCounters {
   internalErrors: number;
 }
 
-/** Streams are per session: stream 0 carries control messages, each room gets its own. */
+/** Streams are per session: stream 0 carries control messages, each room and each private conversation
+ * ('@' + peer) gets its own, so a loss in one does not hold up the others. */
 class StreamMap {
   private readonly bySession = new Map<SessionId, Map<string, number>>();
 
@@ -79,6 +90,9 @@ export class ObrolServer {
   private readonly legacy: LegacyGateway | null;
   private readonly streams = new StreamMap();
   private readonly identities = new Identities();
+  readonly store: Store;
+  private readonly retention: Retention;
+  private sweeper: NodeJS.Timeout | null = null;
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closed = false;
@@ -98,6 +112,7 @@ export class ObrolServer {
   private constructor(
     socket: dgram.Socket,
     readonly staticKey: KeyPair,
+    store: Store,
     opts: ServerOptions,
   ) {
     this.socket = socket;
@@ -109,12 +124,20 @@ export class ObrolServer {
       now: monoNow(),
     });
     const deliver = (to: SessionId, msg: ServerMsg): void => this.deliver(to, msg);
+    this.store = store;
+    this.retention = {
+      maxMessages: opts.retention?.maxMessages ?? RETAIN_MESSAGES,
+      maxAgeMs: opts.retention?.maxAgeMs ?? RETAIN_DAYS * 86_400_000,
+    };
     this.chat = new ChatCore({
       hub: new MemoryHub(deliver),
       registry: new MemoryNameRegistry(),
+      store,
       deliver,
-      limits: opts.chatLimits,
+      limits: { ...opts.chatLimits, historyOnJoin: opts.historyOnJoin },
     });
+    this.sweep();
+    this.sweeper = setInterval(() => this.sweep(), RETENTION_SWEEP_MS).unref();
     // The gateway runs on the endpoint's monotonic clock; the chat core stamps wall-clock time.
     this.legacy = opts.legacy ? new LegacyGateway(this.chat, { idleMs: opts.legacy.idleMs, chatTime: () => Date.now() }) : null;
     socket.on('message', (msg, rinfo) => this.onDatagram(msg, { address: rinfo.address, port: rinfo.port }));
@@ -122,6 +145,11 @@ export class ObrolServer {
 
   static async start(opts: ServerOptions): Promise<ObrolServer> {
     const staticKey = opts.staticKey ?? loadOrCreateKeyPair(join(opts.dataDir, 'server.key'));
+    let store = opts.store;
+    if (!store) {
+      if (!opts.memory) mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+      store = new SqliteStore(opts.memory ? ':memory:' : join(opts.dataDir, 'history.db'));
+    }
     const host = opts.host ?? '0.0.0.0';
     const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
     await new Promise<void>((resolve, reject) => {
@@ -131,7 +159,7 @@ export class ObrolServer {
         resolve();
       });
     });
-    const server = new ObrolServer(socket, staticKey, opts);
+    const server = new ObrolServer(socket, staticKey, store, opts);
     socket.on('error', () => {
       server.counters.internalErrors++; // e.g. ICMP unreachable surfacing as a send error: never fatal
     });
@@ -153,6 +181,16 @@ export class ObrolServer {
 
   get unvalidatedBytes(): { received: number; sent: number } {
     return this.endpoint.unvalidated;
+  }
+
+  /** Applies retention; a failure is counted, never fatal. */
+  private sweep(): void {
+    try {
+      this.store.prune(Date.now(), this.retention);
+    } catch (e) {
+      this.counters.internalErrors++;
+      if (process.env.OBROL_DEBUG) console.error(e);
+    }
   }
 
   get legacyStats(): Readonly<LegacyStats> | null {
@@ -225,7 +263,7 @@ export class ObrolServer {
       this.endpoint.close(monoNow(), holder, CloseCode.Replaced, 'replaced by a newer session of the same client');
       return;
     }
-    const r = this.chat.connect(sid, d.value.name, Date.now());
+    const r = this.chat.connect(sid, d.value.name, Date.now(), { identity: this.identities.of(sid), resume: d.value.resume });
     if (!r.ok) this.reject(sid, r.code, r.reason);
   }
 
@@ -243,10 +281,15 @@ export class ObrolServer {
       return;
     }
     const msg = d.value;
-    // A message resent after a reconnect gets its original echo, not a second posting.
-    const echo = msg.type === 'say' ? this.identities.recall(sid, msg.ref) : undefined;
-    if (echo) return this.deliver(sid, echo);
-    this.chat.handle(sid, msg, Date.now());
+    try {
+      this.chat.handle(sid, msg, Date.now());
+    } catch (e) {
+      // Most likely the store (a full disk): the client hears it failed, and nothing was acknowledged.
+      this.counters.internalErrors++;
+      if (process.env.OBROL_DEBUG) console.error(e);
+      const ref = 'ref' in msg ? msg.ref : null;
+      this.deliver(sid, { type: 'error', code: ErrorCode.ServerError, text: 'the server failed to do that; try again later', ref });
+    }
     if (msg.type === 'quit') this.endpoint.close(monoNow(), sid, CloseCode.Normal, msg.reason);
   }
 
@@ -255,11 +298,32 @@ export class ObrolServer {
       this.legacy?.deliver(to, msg); // legacy sessions have negative ids
       return;
     }
-    if (msg.type === 'message' && msg.ref !== null) this.identities.remember(to, msg.ref, msg);
-    const stream = 'room' in msg ? this.streams.streamFor(to, msg.room) : 0;
+    const stream = this.streamOf(to, msg);
     const r = this.endpoint.send(monoNow(), to, stream, encodeServerMsg(msg));
     if (!r.ok && r.reason === 'buffer-full') {
       this.endpoint.close(monoNow(), to, CloseCode.TooSlow, 'too slow: the server stopped queueing messages for you');
+    }
+  }
+
+  private streamOf(to: SessionId, msg: ServerMsg): number {
+    switch (msg.type) {
+      case 'joined':
+      case 'left':
+      case 'message':
+      case 'members':
+      case 'topic':
+      case 'nick':
+      case 'away':
+        return msg.room === '' ? 0 : this.streams.streamFor(to, msg.room);
+      case 'caughtup':
+        return msg.room === null ? 0 : this.streams.streamFor(to, msg.room);
+      case 'private': {
+        if (msg.history) return 0; // with its caughtup, on stream 0
+        const me = this.chat.nameOf(to);
+        return this.streams.streamFor(to, '@' + (msg.from === me ? msg.to : msg.from));
+      }
+      default:
+        return 0;
     }
   }
 
@@ -313,7 +377,10 @@ export class ObrolServer {
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+    this.store.close();
   }
 }
 

@@ -657,12 +657,12 @@ export class ObrolClient {
         if (m.room === null) {
           const c = this.catchup.privateCaughtUp(m.more);
           if (c.more) this.internal((ref) => ({ type: 'history', ref, room: null, after: c.after }), true);
-          else for (const p of c.release) this.emitPrivate(p, false);
+          else for (const p of c.release) this.emitPrivate(p, p.ref !== null);
         } else {
           const room = m.room;
           const c = this.catchup.roomCaughtUp(room, m.more);
           if (c.more) this.internal((ref) => ({ type: 'history', ref, room, after: c.after }), true);
-          else for (const x of c.release) this.emitMessage(x, false);
+          else for (const x of c.release) this.emitMessage(x, x.ref !== null);
         }
         if (!m.more) this.emit({ type: 'caughtup', room: m.room });
         o?.resolve(m);

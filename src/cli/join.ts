@@ -9,6 +9,7 @@ import { LegacyClient, type ChatClient } from '../client/legacy-client.js';
 import { ErrorCode } from '../wire/message.js';
 import { formatJson, formatLine } from './format.js';
 import { COMMAND_HELP, CurrentRoom, parseInput, runInput } from './commands.js';
+import { runFullScreen } from '../tui/app.js';
 import { intOption, UsageError } from './options.js';
 import { parseHostPort, parseTarget } from './target.js';
 
@@ -187,79 +188,26 @@ async function runLineMode(client: ChatClient, json: boolean): Promise<number> {
   return 0;
 }
 
-/** A simple prompt for people; the full-screen client replaces it. */
+/** People: connect (asking for another name if an original server says it is taken), then full screen. */
 async function runInteractive(client: ChatClient): Promise<number> {
+  const early: ChatEvent[] = [];
+  const off = client.on((ev) => early.push(ev));
+  const legacy = client instanceof LegacyClient;
+  process.stdout.write(legacy ? '* connecting to an original chat server (plain text: not encrypted, not authenticated)…\n' : `* connecting to ${client.server}…\n`);
   const rl: Interface = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
-  const show = (s: string): void => {
-    process.stdout.write(`\r\x1b[K${s}\n`);
-    rl.prompt(true);
-  };
-  let quitting = false;
-  let wasDown = false;
-  let exitCode = 0;
-  const done = new Promise<void>((resolve) => {
-    client.on((ev) => {
-      const time = 'ts' in ev ? new Date(ev.ts).toTimeString().slice(0, 5) + ' ' : '';
-      const line = formatLine(ev, me(client));
-      if (line !== null) show(time + line);
-      else if (ev.type === 'ok') show(`* ${ev.text}`);
-      else if (ev.type === 'error') show(`! ${ev.text}`);
-      else if (ev.type === 'connected') {
-        show(`* connected to ${ev.server}, server key ${ev.fingerprint}${ev.pinned === 'new' ? ' (new: pinned for next time)' : ''}`);
-      } else if (ev.type === 'status') {
-        // The first connection is announced by 'connected'; later changes are news.
-        if (ev.status !== 'connecting' && (ev.status !== 'open' || wasDown)) show(`* ${ev.detail}`);
-        wasDown = ev.status === 'reconnecting' || ev.status === 'unresponsive';
-      } else if (ev.type === 'closed') {
-        if (!quitting) {
-          show(`* disconnected: ${ev.reason}`);
-          exitCode = ev.kind === 'rejected' ? EXIT_REJECTED : EXIT_FAILED;
-        }
-        resolve();
-      }
-    });
-  });
-  show(client instanceof LegacyClient ? '* connecting to an original chat server (plain text: not encrypted, not authenticated)…' : '* connecting…');
   try {
-    const name = await connectInteractive(client, rl);
-    rl.setPrompt(`[${name}] `);
-    rl.prompt();
+    await connectInteractive(client, rl);
   } catch (e) {
     rl.close();
+    off();
     client.close();
     const f = describeFailure(e, client);
     process.stderr.write(`obrol: ${f.text}\n`);
     return f.code;
   }
-  const current = new CurrentRoom();
-  rl.on('line', (raw) => {
-    if (raw === '') return rl.prompt(true);
-    const { result, done } = runInput(client, parseInput(raw), current);
-    if (result.kind === 'quit') {
-      quitting = true;
-      void client.quit(result.reason);
-    } else if (result.kind === 'help') show(COMMAND_HELP);
-    else if (result.kind === 'error') show(`! ${result.text}`);
-    done?.catch((e: Error) => {
-      if (!(e instanceof ObrolClientError && e.kind === 'refused')) show(`! not done: ${e.message}`);
-    });
-    rl.setPrompt(`[${me(client) ?? ''} ${current.room}] `);
-    rl.prompt(true);
-  });
-  let interrupts = 0;
-  rl.on('SIGINT', () => {
-    if (++interrupts >= 2) {
-      quitting = true;
-      void client.quit('');
-    } else show('* press Ctrl+C again or type /quit to leave');
-  });
-  rl.on('close', () => {
-    quitting = true;
-    void client.quit('');
-  });
-  await done;
   rl.close();
-  return exitCode;
+  off();
+  return runFullScreen(client, { label: client.server, early });
 }
 
 /** Connects; an original server's "name taken" asks at the prompt for another name, as the original client did. */

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { CLI, join, startServer, tempDir } from './helpers/cli.js';
+import { OriginalClient, OriginalServer } from './helpers/original.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 // CI installs tmux (.ci/run); a developer machine without it skips, saying why.
@@ -95,6 +96,46 @@ test('full-screen client in tmux: layout, sending, highlights, completion, windo
     spawnSync('tmux', ['-L', sock, 'kill-server']);
     server.p.kill('SIGCONT');
     await server.stop();
+    cfg.remove();
+  }
+});
+
+test('full-screen client with --legacy on an original server: a taken name asks for another, then chat', { timeout: 60_000, skip }, async () => {
+  const srv = await OriginalServer.start();
+  const orig = await OriginalClient.open(srv.port);
+  const sock = `obrol-test-l-${process.pid}`;
+  const cfg = tempDir();
+  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8' });
+  const waitScreen = async (re: RegExp, what: string, ms = 10_000): Promise<string> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const s = tmux('capture-pane', '-p', '-t', 'c');
+      if (re.test(s)) return s;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${re});\nscreen:\n${s}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    assert.equal(await orig.join('orig'), 'joined');
+    const cmd = `OBROL_CONFIG_DIR='${cfg.path}' NO_COLOR=1 '${process.execPath}' '${CLI}' join --legacy orig@127.0.0.1:${srv.port}; echo "EXIT=$?"; sleep 30`;
+    tmux('new-session', '-d', '-s', 'c', '-x', '80', '-y', '24', cmd);
+    await waitScreen(/another name: *$/m, 'the question for another name');
+    tmux('send-keys', '-t', 'c', '-l', 'leo');
+    tmux('send-keys', '-t', 'c', 'Enter');
+    await waitScreen(/leo has joined #lobby/, 'the full screen');
+    await orig.waitFor('leo has joined the chat');
+    orig.send('hi leo 👋');
+    await waitScreen(/<orig> hi leo 👋/, 'the original client\'s line');
+    tmux('send-keys', '-t', 'c', '-l', 'halo 日本');
+    tmux('send-keys', '-t', 'c', 'Enter');
+    await orig.waitFor('leo: halo 日本');
+    tmux('send-keys', '-t', 'c', 'C-c');
+    tmux('send-keys', '-t', 'c', 'C-c');
+    await waitScreen(/EXIT=0/, 'Ctrl+C twice exits cleanly');
+  } finally {
+    spawnSync('tmux', ['-L', sock, 'kill-server']);
+    await orig.close();
+    await srv.close();
     cfg.remove();
   }
 });

@@ -439,6 +439,13 @@ test('e2e: original and obrol clients share #lobby: joins, messages, actions, Un
     // As the original client does, it tries another name.
     assert.equal(await mallory.join('mallory'), 'joined');
     await alice.waitFor('mallory has joined the chat');
+    // Original clients' messages are history like any other; original clients get no replay (their
+    // protocol has none).
+    const late = join('late', server.port);
+    await late.waitFor(/^\[history \d\d:\d\d\] olga: hi 🌍 你好 ñandú$/);
+    late.end();
+    assert.equal((await late.exited).code, 0);
+    assert.ok(!mallory.lines.some((l) => l.includes('ñandú')), mallory.lines.join('\n'));
 
     lng.end();
     alice.end();

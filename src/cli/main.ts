@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `obrol` command: dispatches to serve, join and proxy.
+// The `obrol` command: dispatches to serve, join, proxy and bench.
 import { readFileSync } from 'node:fs';
 import { joinMain, JOIN_USAGE } from './join.js';
 import { serveMain, SERVE_USAGE } from './serve.js';
@@ -11,6 +11,7 @@ const USAGE = `obrol: fast, reliable, encrypted group chat over UDP
 usage: obrol serve [options]              run a server (default port 6789)
        obrol join NAME@HOST[:PORT] [...]  chat; line mode when stdin is not a terminal
        obrol proxy --listen PORT --to HOST:PORT [...]  a UDP impairment proxy for testing
+       obrol bench [...]                  fan-out benchmark against C and Node relays (docs/PERFORMANCE.md)
        obrol --version
 
 Run \`obrol COMMAND --help\` for a command's options.
@@ -33,6 +34,9 @@ async function main(argv: string[]): Promise<number> {
       return joinMain(rest);
     case 'proxy':
       return proxyMain(rest);
+    case 'bench':
+      // Loaded on demand: the harness is not needed to chat.
+      return (await import('../bench/harness.js')).benchMain(rest);
     case '--version':
     case '-v':
       console.log(`obrol ${version()}`);
@@ -44,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     default:
-      throw new UsageError(`unknown command "${cmd}"; the commands are serve, join and proxy (obrol --help)`);
+      throw new UsageError(`unknown command "${cmd}"; the commands are serve, join, proxy and bench (obrol --help)`);
   }
 }
 

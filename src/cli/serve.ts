@@ -8,7 +8,11 @@ import {
   HISTORY_ON_JOIN,
   HISTORY_ON_JOIN_MAX,
   IDLE_TIMEOUT_MS,
+  HANDSHAKES_PER_IP_PER_SEC,
+  LEGACY_CLIENTS_PER_IP,
   LEGACY_IDLE_MS,
+  LEGACY_RATE_PER_SEC,
+  SESSIONS_PER_IP,
   MAX_MTU,
   MIN_MTU,
   RETAIN_DAYS,
@@ -22,7 +26,8 @@ import { intOption, UsageError } from './options.js';
 export const SERVE_USAGE = `usage: obrol serve [--host H] [--port P] [--data DIR] [--memory] [--mtu N]
                    [--history N] [--retain-messages N] [--retain-days D]
                    [--flood-burst N] [--flood-rate N] [--idle-timeout SECONDS]
-                   [--legacy [--legacy-idle SECONDS]]
+                   [--legacy [--legacy-idle SECONDS] [--legacy-rate N]]
+                   [--sessions-per-ip N] [--handshakes-per-ip N]
 
   --host H            address to listen on (default 0.0.0.0; use :: for IPv6)
   --port P            UDP port (default ${DEFAULT_PORT})
@@ -39,7 +44,11 @@ export const SERVE_USAGE = `usage: obrol serve [--host H] [--port P] [--data DIR
   --legacy            also speak the original plain-text protocol on the same port, so original
                       clients can chat in #lobby. Off by default: it is NOT encrypted or
                       authenticated (anyone can send as any legacy name from any address)
-  --legacy-idle S     forget a legacy client after S seconds of silence (default ${LEGACY_IDLE_MS / 1000})`;
+  --legacy-idle S     forget a legacy client after S seconds of silence (default ${LEGACY_IDLE_MS / 1000})
+  --legacy-rate N     datagrams per second one legacy address may send, burst 2N (default ${LEGACY_RATE_PER_SEC})
+  --sessions-per-ip N sessions (and legacy clients) from one IP address (default ${SESSIONS_PER_IP}, legacy ${LEGACY_CLIENTS_PER_IP});
+                      raise it for load tests from one machine
+  --handshakes-per-ip N  new sessions per second from one IP address (default ${HANDSHAKES_PER_IP_PER_SEC})`;
 
 export async function serveMain(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -58,6 +67,9 @@ export async function serveMain(argv: string[]): Promise<number> {
       'idle-timeout': { type: 'string' },
       legacy: { type: 'boolean' },
       'legacy-idle': { type: 'string' },
+      'legacy-rate': { type: 'string' },
+      'sessions-per-ip': { type: 'string' },
+      'handshakes-per-ip': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -80,6 +92,10 @@ export async function serveMain(argv: string[]): Promise<number> {
   const legacy = values.legacy === true;
   if (!legacy && values['legacy-idle'] !== undefined) throw new UsageError('--legacy-idle needs --legacy');
   const legacyIdle = intOption('--legacy-idle', values['legacy-idle'], LEGACY_IDLE_MS / 1000, 1, 86_400);
+  if (!legacy && values['legacy-rate'] !== undefined) throw new UsageError('--legacy-rate needs --legacy');
+  const legacyRate = intOption('--legacy-rate', values['legacy-rate'], LEGACY_RATE_PER_SEC, 1, 10_000_000);
+  const perIp = values['sessions-per-ip'] === undefined ? undefined : intOption('--sessions-per-ip', values['sessions-per-ip'], SESSIONS_PER_IP, 1, 10_000_000);
+  const handshakes = intOption('--handshakes-per-ip', values['handshakes-per-ip'], HANDSHAKES_PER_IP_PER_SEC, 1, 10_000_000);
 
   let server: ObrolServer;
   try {
@@ -90,9 +106,15 @@ export async function serveMain(argv: string[]): Promise<number> {
       memory,
       historyOnJoin: history,
       retention: { maxMessages: retainMessages, maxAgeMs: retainDays * 86_400_000 },
-      endpoint: { mtu, idleTimeoutMs: idle * 1000 },
+      endpoint: { mtu, idleTimeoutMs: idle * 1000, handshakesPerIpPerSec: handshakes, ...(perIp !== undefined ? { sessionsPerIp: perIp } : {}) },
       chatLimits: { floodBurst, floodRate },
-      legacy: legacy ? { idleMs: legacyIdle * 1000 } : undefined,
+      legacy: legacy
+        ? {
+            idleMs: legacyIdle * 1000,
+            ...(values['legacy-rate'] !== undefined ? { ratePerSec: legacyRate, burst: 2 * legacyRate } : {}),
+            ...(perIp !== undefined ? { clientsPerIp: perIp } : {}),
+          }
+        : undefined,
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;

@@ -46,7 +46,7 @@ export interface ServerOptions {
   /** For tests: a fixed key instead of the data dir's. */
   staticKey?: KeyPair;
   /** Also speak the original plain-text protocol on the same port (off by default: it is unauthenticated). */
-  legacy?: { idleMs?: number };
+  legacy?: { idleMs?: number; ratePerSec?: number; burst?: number; clientsPerIp?: number };
 }
 
 export interface ServerCounters {
@@ -139,7 +139,7 @@ export class ObrolServer {
     this.sweep();
     this.sweeper = setInterval(() => this.sweep(), RETENTION_SWEEP_MS).unref();
     // The gateway runs on the endpoint's monotonic clock; the chat core stamps wall-clock time.
-    this.legacy = opts.legacy ? new LegacyGateway(this.chat, { idleMs: opts.legacy.idleMs, chatTime: () => Date.now() }) : null;
+    this.legacy = opts.legacy ? new LegacyGateway(this.chat, { ...opts.legacy, chatTime: () => Date.now() }) : null;
     socket.on('message', (msg, rinfo) => this.onDatagram(msg, { address: rinfo.address, port: rinfo.port }));
   }
 

@@ -1,0 +1,156 @@
+// One load-generator process of `obrol bench`: runs a share of the simulated clients (original protocol
+// or obrol's), sends paced messages from its senders, and measures what its clients receive. Driven by
+// the harness over IPC; the harness reads this process's CPU from /proc.
+
+import dgram from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair } from '../crypto/noise.js';
+import { ObrolClient } from '../client/client.js';
+import { decodePayload, encodePayload, sharedNow } from './measure.js';
+
+export type Proto = 'legacy' | 'obrol';
+
+export type ToWorker =
+  | { type: 'setup'; proto: Proto; host: string; port: number; names: string[]; senders: number; bytes: number }
+  | { type: 'run'; ratePerSender: number; startAt: number; measureFrom: number; measureTo: number }
+  | { type: 'report' }
+  | { type: 'stop' };
+
+export type FromWorker =
+  | { type: 'joined'; ms: number; failed: number }
+  | { type: 'result'; sent: number; received: number; latencies: number[] }
+  | { type: 'error'; text: string };
+
+/** Latency samples kept per worker; beyond this, a uniform sample (reservoir). */
+const SAMPLES_MAX = 200_000;
+
+interface Sim {
+  send(body: string): void;
+  close(): void;
+}
+
+const now = (): number => sharedNow(() => performance.now());
+let measureFrom = Infinity;
+let measureTo = -Infinity;
+let received = 0;
+let seen = 0;
+const latencies: number[] = [];
+let seed = 12345;
+const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+
+function onBody(body: string): void {
+  const p = decodePayload(body);
+  if (!p || p.sentAt < measureFrom || p.sentAt > measureTo) return;
+  received++;
+  const lat = now() - p.sentAt;
+  seen++;
+  if (latencies.length < SAMPLES_MAX) latencies.push(lat);
+  else {
+    const j = Math.floor(rand() * seen);
+    if (j < SAMPLES_MAX) latencies[j] = lat;
+  }
+}
+
+async function legacyClient(host: string, port: number, name: string): Promise<Sim> {
+  const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  let joined: (() => void) | null = null;
+  const joinedP = new Promise<void>((r) => (joined = r));
+  s.on('message', (m) => {
+    const line = m.toString('utf8');
+    const i = line.indexOf(': ');
+    if (i >= 0) onBody(line.slice(i + 2));
+    else if (joined && line === `${name} has joined the chat`) {
+      joined();
+      joined = null;
+    }
+  });
+  s.send(name, port, host);
+  const timeout = setTimeout(() => joined?.(), 20_000);
+  await joinedP;
+  clearTimeout(timeout);
+  return { send: (b) => s.send(b, port, host), close: () => s.close() };
+}
+
+async function obrolClient(host: string, port: number, name: string, dir: string): Promise<Sim> {
+  const c = new ObrolClient({ name, host, port, identity: generateKeyPair(), configDir: dir, stateFile: null, reconnect: false });
+  c.on((ev) => {
+    if (ev.type === 'message' && !ev.history) onBody(ev.body);
+  });
+  await c.connect();
+  return { send: (b) => void c.say(b).catch(() => {}), close: () => c.close() };
+}
+
+let sims: Sim[] = [];
+let senders: Sim[] = [];
+let bytes = 100;
+let sent = 0;
+let timer: NodeJS.Timeout | null = null;
+let dir: string | null = null;
+
+function reply(m: FromWorker): void {
+  process.send?.(m);
+}
+
+process.on('message', (m: ToWorker) => {
+  void (async () => {
+    switch (m.type) {
+      case 'setup': {
+        bytes = m.bytes;
+        dir = mkdtempSync(join(tmpdir(), 'obrol-bench-'));
+        const t0 = performance.now();
+        let failed = 0;
+        // In batches, so a thousand handshakes do not all start in the same millisecond.
+        for (let i = 0; i < m.names.length; i += 50) {
+          const batch = m.names.slice(i, i + 50).map((n) =>
+            (m.proto === 'legacy' ? legacyClient(m.host, m.port, n) : obrolClient(m.host, m.port, n, dir!)).catch(() => {
+              failed++;
+              return null;
+            }),
+          );
+          for (const s of await Promise.all(batch)) if (s) sims.push(s);
+        }
+        senders = sims.slice(0, m.senders);
+        reply({ type: 'joined', ms: performance.now() - t0, failed });
+        break;
+      }
+      case 'run': {
+        measureFrom = m.measureFrom;
+        measureTo = m.measureTo;
+        const interval = 5;
+        let next = 0;
+        const begin = (): void => {
+          const start = now();
+          timer = setInterval(() => {
+            const t = now();
+            if (t > measureTo + 200) {
+              if (timer) clearInterval(timer);
+              timer = null;
+              return;
+            }
+            // Each sender sends what is due by now at its rate, round-robin.
+            const due = Math.floor(((t - start) / 1000) * m.ratePerSender * senders.length);
+            for (; next < due; next++) {
+              const sentAt = now();
+              senders[next % senders.length]!.send(encodePayload(next, sentAt, bytes));
+              if (sentAt >= measureFrom && sentAt <= measureTo) sent++;
+            }
+          }, interval);
+        };
+        setTimeout(begin, Math.max(0, m.startAt - now()));
+        break;
+      }
+      case 'report':
+        reply({ type: 'result', sent, received, latencies });
+        break;
+      case 'stop':
+        if (timer) clearInterval(timer);
+        for (const s of sims) s.close();
+        sims = [];
+        if (dir) rmSync(dir, { recursive: true, force: true });
+        process.exit(0);
+    }
+  })().catch((e: unknown) => reply({ type: 'error', text: String(e) }));
+});

@@ -54,20 +54,22 @@ export function buildC(): string | null {
   return out;
 }
 
-export function specs(which: string[], cRelay: string | null, dataDir: string): ServerSpec[] {
+export function specs(which: string[], cRelay: string | null, dataDir: string, profileDir?: string): ServerSpec[] {
+  // --profile: obrol's servers write a V8 CPU profile (open it in Chrome DevTools) when they stop.
+  const node = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
   const all: ServerSpec[] = [
     { name: 'node-relay', proto: 'legacy', start: (p) => spawn(process.execPath, [join(root, 'bench', 'relay-node.mjs'), String(p)], { stdio: 'ignore' }) },
     {
       name: 'obrol --legacy',
       proto: 'legacy',
       start: (p) =>
-        spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', String(p), '--data', join(dataDir, `l${p}`), '--memory', '--legacy', ...LOAD_TEST_FLAGS, '--legacy-rate', '1000000'], { stdio: 'ignore' }),
+        spawn(process.execPath, [...node, CLI, 'serve', '--host', '127.0.0.1', '--port', String(p), '--data', join(dataDir, `l${p}`), '--memory', '--legacy', ...LOAD_TEST_FLAGS, '--legacy-rate', '1000000'], { stdio: 'ignore' }),
     },
     {
       name: 'obrol',
       proto: 'obrol',
       start: (p) =>
-        spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', String(p), '--data', join(dataDir, `o${p}`), '--memory', ...LOAD_TEST_FLAGS], { stdio: 'ignore' }),
+        spawn(process.execPath, [...node, CLI, 'serve', '--host', '127.0.0.1', '--port', String(p), '--data', join(dataDir, `o${p}`), '--memory', ...LOAD_TEST_FLAGS], { stdio: 'ignore' }),
     },
   ];
   if (cRelay) all.unshift({ name: 'c-relay', proto: 'legacy', start: (p) => spawn(cRelay, [String(p)], { stdio: 'ignore' }) });
@@ -197,6 +199,7 @@ export async function benchMain(argv: string[]): Promise<number> {
       workers: { type: 'string', default: '1' },
       servers: { type: 'string', default: 'c-relay,node-relay,obrol-legacy,obrol' },
       json: { type: 'string' },
+      profile: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -204,6 +207,7 @@ export async function benchMain(argv: string[]): Promise<number> {
   if (values.help) {
     console.log(`usage: obrol bench [--clients N] [--senders S] [--rate R] [--bytes B] [--seconds D] [--runs K]
                    [--workers W] [--servers c-relay,node-relay,obrol-legacy,obrol] [--json FILE]
+                   [--profile DIR]
 
 Starts each server in turn on 127.0.0.1, N simulated clients (over W generator processes), S of them
 sending B-byte messages at R messages/s in total, and reports throughput, delivery, latency and the
@@ -225,7 +229,7 @@ the table shows medians.`);
   const cRelay = which.includes('c-relay') ? buildC() : null;
   if (which.includes('c-relay') && !cRelay) console.error('bench: no C compiler (cc): the C relay baseline is skipped');
   const data = mkdtempSync(join(tmpdir(), 'obrol-bench-data-'));
-  const list = specs(which, cRelay, data);
+  const list = specs(which, cRelay, data, values.profile);
   const all: Row[] = [];
   let port = 20000 + Math.floor(Math.random() * 20000);
   try {

@@ -3,7 +3,7 @@
 // and at most one redraw every RENDER_INTERVAL_MS so a burst of messages never flickers.
 
 import { createElement as h, type ReactElement } from 'react';
-import { render, Box, Text, type Instance } from 'ink';
+import type { Instance } from 'ink';
 import { ObrolClient, ObrolClientError, LOBBY, type ChatEvent } from '../client/client.js';
 import type { ChatClient } from '../client/legacy-client.js';
 import { COMMAND_HELP, COMMAND_NAMES, CurrentRoom, parseInput, runInput } from '../cli/commands.js';
@@ -63,6 +63,9 @@ function look(seg: Seg, colour: boolean): Look {
   }
 }
 
+type Ink = typeof import('ink');
+let Text: Ink['Text'];
+
 function rowElement(key: string, segs: Row, colour: boolean): ReactElement {
   return h(Text, { key, wrap: 'truncate' }, ...segs.map((s, i) => h(Text, { key: String(i), ...look(s, colour) }, s.text)));
 }
@@ -78,6 +81,13 @@ export interface FullScreenOptions {
 export async function runFullScreen(client: ChatClient, opts: FullScreenOptions): Promise<number> {
   const stdin = process.stdin;
   const stdout = process.stdout;
+  // ink draws nothing live when it believes it runs in CI (it reads CI when loaded). This runs only on a
+  // terminal, where someone is looking, so say so before loading it.
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
+  const ink = await import('ink');
+  const { render, Box } = ink;
+  Text = ink.Text;
   const colour = !('NO_COLOR' in process.env) || process.env.NO_COLOR === '';
   const view = new ChatView();
   const editor = new LineEditor();

@@ -73,7 +73,7 @@ export function specs(which: string[], cRelay: string | null, dataDir: string, p
     },
   ];
   if (cRelay) all.unshift({ name: 'c-relay', proto: 'legacy', start: (p) => spawn(cRelay, [String(p)], { stdio: 'ignore' }) });
-  return all.filter((s) => which.includes(s.name) || which.includes(s.name.split(' ')[0]!));
+  return all.filter((s) => which.includes(s.name));
 }
 
 function ask(w: ChildProcess, m: ToWorker, want: FromWorker['type']): Promise<FromWorker> {

@@ -93,6 +93,7 @@ export class ObrolServer {
   readonly store: Store;
   private readonly retention: Retention;
   private sweeper: NodeJS.Timeout | null = null;
+  private lastEncoded: { msg: ServerMsg | null; bytes: Uint8Array } = { msg: null, bytes: new Uint8Array(0) };
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closed = false;
@@ -299,7 +300,10 @@ export class ObrolServer {
       return;
     }
     const stream = this.streamOf(to, msg);
-    const r = this.endpoint.send(monoNow(), to, stream, encodeServerMsg(msg));
+    // A fan-out delivers one message object to every member: encode it once (the session layer only
+    // reads the bytes; each session encrypts its own copy).
+    if (msg !== this.lastEncoded.msg) this.lastEncoded = { msg, bytes: encodeServerMsg(msg) };
+    const r = this.endpoint.send(monoNow(), to, stream, this.lastEncoded.bytes);
     if (!r.ok && r.reason === 'buffer-full') {
       this.endpoint.close(monoNow(), to, CloseCode.TooSlow, 'too slow: the server stopped queueing messages for you');
     }

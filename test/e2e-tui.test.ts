@@ -10,26 +10,36 @@ const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 // CI installs tmux (.ci/run); a developer machine without it skips, saying why.
 const skip = !hasTmux && !process.env.CI ? 'tmux is not installed' : false;
 
+/** A private tmux server (its own socket, so we only ever touch our own) with one session, "c". */
+function tmuxTerminal(sock: string) {
+  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8' });
+  const screen = (): string => tmux('capture-pane', '-p', '-t', 'c');
+  return {
+    tmux,
+    start: (cmd: string): void => void tmux('new-session', '-d', '-s', 'c', '-x', '80', '-y', '24', cmd),
+    keys: (...k: string[]): void => void tmux('send-keys', '-t', 'c', ...k),
+    type: (text: string): void => void tmux('send-keys', '-t', 'c', '-l', text),
+    async waitScreen(re: RegExp, what: string, ms = 10_000): Promise<string> {
+      const end = Date.now() + ms;
+      for (;;) {
+        const s = screen();
+        if (re.test(s)) return s;
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${re});\nscreen:\n${s}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    kill: (): void => void spawnSync('tmux', ['-L', sock, 'kill-server']),
+  };
+}
+
 test('full-screen client in tmux: layout, sending, highlights, completion, windows, resize, pending, quit', { timeout: 90_000, skip }, async () => {
   const server = await startServer();
   const sock = `obrol-test-${process.pid}`;
   const cfg = tempDir();
-  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8' });
-  const screen = (): string => tmux('capture-pane', '-p', '-t', 'c');
-  const waitScreen = async (re: RegExp, what: string, ms = 10_000): Promise<string> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const s = screen();
-      if (re.test(s)) return s;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${re});\nscreen:\n${s}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const keys = (...k: string[]): void => void tmux('send-keys', '-t', 'c', ...k);
-  const type = (text: string): void => void tmux('send-keys', '-t', 'c', '-l', text);
+  const { tmux, start, keys, type, waitScreen, kill } = tmuxTerminal(sock);
   try {
     const cmd = `OBROL_CONFIG_DIR='${cfg.path}' NO_COLOR=1 '${process.execPath}' '${CLI}' join alice@127.0.0.1:${server.port}; echo "EXIT=$?"; sleep 30`;
-    tmux('new-session', '-d', '-s', 'c', '-x', '80', '-y', '24', cmd);
+    start(cmd);
     let s = await waitScreen(/alice has joined #lobby/, 'the join');
     const lines = s.split('\n');
     assert.match(lines[0]!, /^#lobby: \(no topic\)/, 'topic bar on top');
@@ -93,7 +103,7 @@ test('full-screen client in tmux: layout, sending, highlights, completion, windo
     bob.end();
     await bob.exited;
   } finally {
-    spawnSync('tmux', ['-L', sock, 'kill-server']);
+    kill();
     server.p.kill('SIGCONT');
     await server.stop();
     cfg.remove();
@@ -105,35 +115,26 @@ test('full-screen client with --legacy on an original server: a taken name asks 
   const orig = await OriginalClient.open(srv.port);
   const sock = `obrol-test-l-${process.pid}`;
   const cfg = tempDir();
-  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8' });
-  const waitScreen = async (re: RegExp, what: string, ms = 10_000): Promise<string> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const s = tmux('capture-pane', '-p', '-t', 'c');
-      if (re.test(s)) return s;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${re});\nscreen:\n${s}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+  const { start, keys, type, waitScreen, kill } = tmuxTerminal(sock);
   try {
     assert.equal(await orig.join('orig'), 'joined');
     const cmd = `OBROL_CONFIG_DIR='${cfg.path}' NO_COLOR=1 '${process.execPath}' '${CLI}' join --legacy orig@127.0.0.1:${srv.port}; echo "EXIT=$?"; sleep 30`;
-    tmux('new-session', '-d', '-s', 'c', '-x', '80', '-y', '24', cmd);
+    start(cmd);
     await waitScreen(/another name: *$/m, 'the question for another name');
-    tmux('send-keys', '-t', 'c', '-l', 'leo');
-    tmux('send-keys', '-t', 'c', 'Enter');
+    type('leo');
+    keys('Enter');
     await waitScreen(/leo has joined #lobby/, 'the full screen');
     await orig.waitFor('leo has joined the chat');
     orig.send('hi leo 👋');
     await waitScreen(/<orig> hi leo 👋/, 'the original client\'s line');
-    tmux('send-keys', '-t', 'c', '-l', 'halo 日本');
-    tmux('send-keys', '-t', 'c', 'Enter');
+    type('halo 日本');
+    keys('Enter');
     await orig.waitFor('leo: halo 日本');
-    tmux('send-keys', '-t', 'c', 'C-c');
-    tmux('send-keys', '-t', 'c', 'C-c');
+    keys('C-c');
+    keys('C-c');
     await waitScreen(/EXIT=0/, 'Ctrl+C twice exits cleanly');
   } finally {
-    spawnSync('tmux', ['-L', sock, 'kill-server']);
+    kill();
     await orig.close();
     await srv.close();
     cfg.remove();

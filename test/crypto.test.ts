@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { dh, fingerprint, generateKeyPair, NoiseError, NoiseHandshake, open, rekey, seal } from '../src/crypto/noise.js';
+import { dh, fingerprint, generateKeyPair, NoiseError, NoiseHandshake, open, rekey, seal, sealInto } from '../src/crypto/noise.js';
 import { CookieJar } from '../src/crypto/cookie.js';
 import { ReplayWindow } from '../src/crypto/replay.js';
 import { configDir, KnownServers, loadOrCreateKeyPair } from '../src/crypto/keystore.js';
@@ -178,5 +178,17 @@ test('known servers: new, then match, then a loud mismatch; config dir precedenc
     assert.equal(configDir({ XDG_CONFIG_HOME: '/y' }), '/y/obrol');
   } finally {
     dir.remove();
+  }
+});
+
+test('seal: a number nonce encodes as the same 64-bit counter as a bigint, above 2^32 too; sealInto matches seal', () => {
+  const key = new Uint8Array(32).fill(7);
+  const ad = new Uint8Array([1, 2, 3]);
+  const pt = new TextEncoder().encode('nonce check');
+  for (const n of [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 5, 2 ** 53 - 1]) {
+    assert.deepEqual(seal(key, n, ad, pt), seal(key, BigInt(n), ad, pt), `nonce ${n}`);
+    const out = new Uint8Array(4 + pt.length + 16);
+    sealInto(key, n, ad, pt, out, 4);
+    assert.deepEqual(out.subarray(4), seal(key, n, ad, pt));
   }
 });

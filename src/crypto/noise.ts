@@ -10,7 +10,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivate
 export const PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_SHA256';
 const DHLEN = 32;
 const HASHLEN = 32;
-const TAGLEN = 16;
+export const TAGLEN = 16;
 
 /** Malformed or unauthenticated handshake input; callers catch it and drop the packet. */
 export class NoiseError extends Error {
@@ -81,20 +81,29 @@ const MAX_NONCE = 2n ** 64n - 1n;
 function setNonce(n: number | bigint): Buffer {
   // Noise's ChaChaPoly nonce: 32 zero bits, then the counter as 64-bit little-endian.
   nonceBuf.writeUInt32LE(0, 0);
-  nonceBuf.writeBigUInt64LE(BigInt(n), 4);
+  if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) {
+    // The common case, without a BigInt per packet.
+    nonceBuf.writeUInt32LE(n % 2 ** 32, 4);
+    nonceBuf.writeUInt32LE(Math.floor(n / 2 ** 32), 8);
+  } else nonceBuf.writeBigUInt64LE(BigInt(n), 4);
   return nonceBuf;
 }
 
 /** ChaCha20-Poly1305 encryption; returns ciphertext followed by the 16-byte tag. */
 export function seal(key: TransportKey, nonce: number | bigint, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  const out = new Uint8Array(plaintext.length + TAGLEN);
+  sealInto(key, nonce, ad, plaintext, out, 0);
+  return out;
+}
+
+/** seal() writing ciphertext and tag into `out` at `offset` (a datagram after its header: one allocation). */
+export function sealInto(key: TransportKey, nonce: number | bigint, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void {
   const c = createCipheriv('chacha20-poly1305', key, setNonce(nonce), { authTagLength: TAGLEN });
   c.setAAD(ad, { plaintextLength: plaintext.length });
   const body = c.update(plaintext);
   c.final();
-  const out = new Uint8Array(body.length + TAGLEN);
-  out.set(body, 0);
-  out.set(c.getAuthTag(), body.length);
-  return out;
+  out.set(body, offset);
+  out.set(c.getAuthTag(), offset + body.length);
 }
 
 /** ChaCha20-Poly1305 decryption; null when the tag does not authenticate. Never throws on bad input. */

@@ -2,7 +2,7 @@
 // explicit nonce, key phases (Noise Rekey), and the replay window. Sans-I/O and clock-free: `now` comes in.
 
 import { REKEY_AFTER_MS, REKEY_AFTER_PACKETS } from '../limits.js';
-import { open, rekey, seal, type TransportKey } from '../crypto/noise.js';
+import { open, rekey, sealInto, TAGLEN, type TransportKey } from '../crypto/noise.js';
 import { ReplayWindow } from '../crypto/replay.js';
 import { DATA_HEADER_LEN, writeDataHeader } from '../wire/packet.js';
 
@@ -56,12 +56,10 @@ export class SecureChannel {
       this.sendKeySince = now;
     }
     this.sentWithKey++;
-    const header = new Uint8Array(DATA_HEADER_LEN);
+    const out = new Uint8Array(DATA_HEADER_LEN + payload.length + TAGLEN);
+    const header = out.subarray(0, DATA_HEADER_LEN);
     writeDataHeader(header, this.sendPhase, this.peerCid, pn);
-    const sealed = seal(this.sendKey, pn, header, payload);
-    const out = new Uint8Array(DATA_HEADER_LEN + sealed.length);
-    out.set(header, 0);
-    out.set(sealed, DATA_HEADER_LEN);
+    sealInto(this.sendKey, pn, header, payload, out, DATA_HEADER_LEN);
     return out;
   }
 

@@ -167,6 +167,16 @@ export const ROOMS_PER_SESSION = 64;
 export const TOPIC_MAX_BYTES = 390;
 /** Longest away text in UTF-8 bytes. */
 export const AWAY_MAX_BYTES = 200;
+/** Rooms with more members than this get joins and leaves in batches (`presence`), not one message per
+ * change: a join announced to N members one by one makes N joins cost O(N²) messages. */
+export const PRESENCE_COALESCE_MEMBERS = 50;
+/** How long a big room's joins and leaves wait to be announced together. */
+export const PRESENCE_COALESCE_MS = 500;
+/** Names in one `presence` message, for the same reason as MEMBERS_PER_REPLY. */
+export const PRESENCE_NAMES_PER_MESSAGE = 100;
+/** A batch larger than one message goes out one message per this many ms: original clients get a line per
+ * name, and a thousand names to a thousand of them at once would queue a million datagrams. */
+export const PRESENCE_FLUSH_GAP_MS = 20;
 /** Members in one `members` reply: 100 names of at most 128 bytes keep a reply well under APP_MESSAGE_MAX_BYTES. */
 export const MEMBERS_PER_REPLY = 100;
 /** Rooms in one `rooms` reply: each carries a name (≤ 256 B) and a topic (≤ TOPIC_MAX_BYTES). */

@@ -6,7 +6,7 @@ import { ChatCore, type ChatLimits } from '../src/chat/core.js';
 import { MemoryHub } from '../src/chat/hub.js';
 import { MemoryNameRegistry } from '../src/chat/registry.js';
 import { decodeServerMsg, encodeServerMsg, ErrorCode, LeaveReason, type ServerMsg } from '../src/wire/message.js';
-import { FLOOD_BURST, FLOOD_RATE_PER_SEC, MESSAGE_MAX_BYTES, SHORT_TEXT_MAX_BYTES } from '../src/limits.js';
+import { FLOOD_BURST, FLOOD_RATE_PER_SEC, MESSAGE_MAX_BYTES, PRESENCE_COALESCE_MEMBERS, PRESENCE_COALESCE_MS, SHORT_TEXT_MAX_BYTES } from '../src/limits.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 
 function setup(limits: Partial<ChatLimits> = {}) {
@@ -388,4 +388,46 @@ test('model: under any sequence of connects, says and leaves, each session sees 
     }),
     { numRuns: 300 },
   );
+});
+
+test('presence: a big room hears joins and leaves in batches; the newcomer and the leaver hear their own at once', () => {
+  const { chat, take } = setup({ floodBurst: 1000, floodRate: 1000 });
+  const n = PRESENCE_COALESCE_MEMBERS;
+  for (let i = 1; i <= n; i++) chat.connect(i, `u${i}`, 0);
+  for (let i = 1; i <= n; i++) take(i);
+  assert.equal(chat.nextDeadline(), null);
+  // The room has n members: the next join makes it big.
+  chat.connect(100, 'late', 1000);
+  assert.deepEqual(take(100).slice(0, 2), [welcome('late', 1000, { messageMax: MESSAGE_MAX_BYTES, floodBurst: 1000, floodRate: 1000 }), joined('late', 1000)], 'the newcomer hears its join at once');
+  assert.deepEqual(take(1), [], 'the others wait for the batch');
+  chat.connect(101, 'later', 1100);
+  chat.connect(102, 'brief', 1200);
+  chat.disconnect(102, LeaveReason.Quit, '', 1300); // came and went within the batch: never announced
+  chat.disconnect(5, LeaveReason.TimedOut, '', 1400);
+  take(100);
+  take(101);
+  assert.equal(chat.nextDeadline(), 1000 + PRESENCE_COALESCE_MS);
+  chat.handleTimeout(1000 + PRESENCE_COALESCE_MS - 1);
+  assert.deepEqual(take(1), []);
+  chat.handleTimeout(1000 + PRESENCE_COALESCE_MS);
+  const batch = { type: 'presence', room: '#lobby', ts: 1000 + PRESENCE_COALESCE_MS, joined: ['late', 'later'], left: [{ name: 'u5', why: LeaveReason.TimedOut, reason: '' }] };
+  assert.deepEqual(take(1), [batch]);
+  assert.deepEqual(take(100), [batch]);
+  assert.equal(chat.nextDeadline(), null);
+  for (let i = 2; i <= n; i++) take(i);
+  // Another join keeps the room big; a part: the leaver hears it at once (and closes the room), the room
+  // with the next batch.
+  chat.connect(103, 'more', 2900);
+  take(103);
+  chat.handle(2, { type: 'part', ref: 1, room: '#lobby', reason: 'bye' }, 3000);
+  assert.deepEqual(take(2), [
+    { type: 'left', room: '#lobby', name: 'u2', why: LeaveReason.Part, reason: 'bye', ts: 3000 },
+    { type: 'ok', ref: 1, text: 'you left #lobby' },
+  ]);
+  assert.deepEqual(take(1), []);
+  chat.handleTimeout(2900 + PRESENCE_COALESCE_MS);
+  assert.deepEqual(take(1), [{ type: 'presence', room: '#lobby', ts: 2900 + PRESENCE_COALESCE_MS, joined: ['more'], left: [{ name: 'u2', why: LeaveReason.Part, reason: 'bye' }] }]);
+  // Back to PRESENCE_COALESCE_MEMBERS members: announcements are immediate again.
+  chat.disconnect(3, LeaveReason.Quit, '', 4000);
+  assert.deepEqual(take(1), [{ type: 'left', room: '#lobby', name: 'u3', why: LeaveReason.Quit, reason: '', ts: 4000 }]);
 });

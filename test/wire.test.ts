@@ -115,6 +115,16 @@ const serverMsg: fc.Arbitrary<ServerMsg> = fc.oneof(
   fc.record({ type: fc.constant('nick' as const), room: text(20), old: text(NAME_MAX_CHARS), name: text(NAME_MAX_CHARS), ts: u64 }),
   fc.record({ type: fc.constant('away' as const), room: text(20), name: text(NAME_MAX_CHARS), text: text(50), ts: u64 }),
   fc.record({ type: fc.constant('caughtup' as const), ref, room: optText(20), more: fc.boolean() }),
+  fc.record({
+    type: fc.constant('presence' as const),
+    room: text(20),
+    ts: u64,
+    joined: fc.array(text(NAME_MAX_CHARS), { maxLength: 20 }),
+    left: fc.array(
+      fc.record({ name: text(NAME_MAX_CHARS), why: fc.constantFrom(...Object.values(LeaveReason)), reason: text(40) }, { noNullPrototype: true }),
+      { maxLength: 20 },
+    ),
+  }),
 );
 
 const cid = fc.uint8Array({ minLength: 8, maxLength: 8 });

@@ -42,6 +42,8 @@ export interface Row {
   serverRssMiB: number;
   generatorCpuPct: number;
   joinMs: number;
+  /** After the joins, until the server went quiet: the cost of announcing them. */
+  settleMs: number;
 }
 
 export function buildC(): string | null {
@@ -112,7 +114,16 @@ export async function runOne(spec: ServerSpec, o: { clients: number; senders: nu
     const joinMs = performance.now() - t0;
     const failed = joined.reduce((n, j) => n + (j.type === 'joined' ? j.failed : 0), 0);
     if (failed > 0) throw new Error(`${failed} clients failed to join ${spec.name}`);
-    await sleep(500);
+    // Announcing the joins may go on after the last client is registered (the original protocol's O(N²)
+    // join lines, or presence batches): measure until the server is quiet (under 20% of a core), so the
+    // fan-out window measures fan-out.
+    const settleStart = performance.now();
+    for (let quiet = 0; quiet < 2 && performance.now() - settleStart < 60_000; ) {
+      const c0 = cpuMicros(server.pid!);
+      await sleep(300);
+      quiet = cpuMicros(server.pid!) - c0 < 0.2 * 300_000 ? quiet + 1 : 0;
+    }
+    const settleMs = performance.now() - settleStart;
     const start = sharedNow(() => performance.now()) + 200;
     const warm = 1000;
     const measureFrom = start + warm;
@@ -154,6 +165,7 @@ export async function runOne(spec: ServerSpec, o: { clients: number; senders: nu
       serverRssMiB: rss / 2 ** 20,
       generatorCpuPct: ((gen1 - gen0) / (o.seconds * 1e6)) * 100,
       joinMs,
+      settleMs,
     };
   } finally {
     for (const w of workers) if (w.connected) w.send({ type: 'stop' } satisfies ToWorker);
@@ -175,12 +187,12 @@ function table(rows: Row[]): string {
   const node = by('node-relay');
   const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
   const lines = [
-    '| server | clients | offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | × C relay | × Node relay | server RSS MiB | generator CPU % | join ms |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| server | clients | offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | × C relay | × Node relay | server RSS MiB | generator CPU % | join ms | settle ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} |`,
+      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
     );
   }
   return lines.join('\n');
@@ -261,6 +273,7 @@ the table shows medians.`);
       serverRssMiB: m('serverRssMiB'),
       generatorCpuPct: m('generatorCpuPct'),
       joinMs: m('joinMs'),
+      settleMs: m('settleMs'),
     };
   });
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;

@@ -16,12 +16,16 @@ import {
   LIST_MAX_ITEMS,
   MEMBERS_PER_REPLY,
   MESSAGE_MAX_BYTES,
+  PRESENCE_COALESCE_MEMBERS,
+  PRESENCE_COALESCE_MS,
+  PRESENCE_FLUSH_GAP_MS,
+  PRESENCE_NAMES_PER_MESSAGE,
   ROOMS_PER_REPLY,
   ROOMS_PER_SESSION,
   SHORT_TEXT_MAX_BYTES,
 } from '../limits.js';
 import { VARINT_MAX } from '../wire/buf.js';
-import { ErrorCode, LeaveReason, type ClientMsg, type MemberInfo, type RoomInfo } from '../wire/message.js';
+import { ErrorCode, LeaveReason, type ClientMsg, type Departure, type MemberInfo, type RoomInfo } from '../wire/message.js';
 import type { Store } from '../store/store.js';
 import type { Deliver, Hub } from './hub.js';
 import { checkName, checkRoom, foldKey } from './names.js';
@@ -65,12 +69,22 @@ interface Member {
   creditAt: number;
 }
 
+/** A big room's joins and leaves waiting to be announced together. */
+interface PendingPresence {
+  room: string;
+  since: number;
+  joined: string[];
+  left: Departure[];
+}
+
 /** One command's cost in bucket units (see Member.credit). */
 const COMMAND_COST = 1000;
 const PAGE = { maxMessages: HISTORY_PAGE_MESSAGES, maxBytes: HISTORY_PAGE_BYTES };
 
 export class ChatCore {
   private readonly members = new Map<SessionId, Member>();
+  /** By room key. */
+  private readonly presence = new Map<string, PendingPresence>();
   private readonly hub: Hub;
   private readonly registry: NameRegistry;
   private readonly store: Store;
@@ -195,9 +209,61 @@ export class ChatCore {
     const text = clampUtf8(reason, SHORT_TEXT_MAX_BYTES); // longer would fail every client's decode
     for (const room of [...this.hub.roomsOf(sid)]) {
       this.hub.leave(room, sid);
-      this.hub.publish(room, { type: 'left', room, name: m.name, why, reason: text, ts: now });
+      this.announceLeave(room, m.name, { name: m.name, why, reason: text }, now);
     }
     this.registry.release(m.key, sid);
+  }
+
+  /** The pending batch of a room that is big, or already batching (so announcements keep their order). */
+  private batchFor(room: string, now: number): PendingPresence | null {
+    const key = foldKey(room);
+    let p = this.presence.get(key);
+    if (!p && this.hub.members(room).size > PRESENCE_COALESCE_MEMBERS) this.presence.set(key, (p = { room, since: now, joined: [], left: [] }));
+    return p ?? null;
+  }
+
+  /** Announces a join: to the room at once, or (big rooms) in the next batch; the newcomer hears it at once. */
+  private announceJoin(room: string, sid: SessionId, name: string, now: number): void {
+    const p = this.batchFor(room, now);
+    if (!p) return this.hub.publish(room, { type: 'joined', room, name, ts: now });
+    this.deliver(sid, { type: 'joined', room, name, ts: now });
+    const k = foldKey(name);
+    const i = p.left.findIndex((d) => foldKey(d.name) === k);
+    if (i >= 0) p.left.splice(i, 1); // left and came back within the batch: nothing to say
+    else p.joined.push(name);
+  }
+
+  /** Announces a leave (the leaver is no longer a member): at once, or in the next batch. */
+  private announceLeave(room: string, name: string, d: Departure, now: number): void {
+    const p = this.batchFor(room, now);
+    if (!p) return this.hub.publish(room, { type: 'left', room, ...d, ts: now });
+    const k = foldKey(name);
+    const i = p.joined.findIndex((n) => foldKey(n) === k);
+    if (i >= 0) p.joined.splice(i, 1); // came and went within the batch
+    else p.left.push(d);
+  }
+
+  /** When the next presence batch is due (same clock as `now`), or null. */
+  nextDeadline(): number | null {
+    let next: number | null = null;
+    for (const p of this.presence.values()) if (next === null || p.since + PRESENCE_COALESCE_MS < next) next = p.since + PRESENCE_COALESCE_MS;
+    return next;
+  }
+
+  /** Announces the presence batches that are due: one message per room now, the rest of a big batch soon. */
+  handleTimeout(now: number): void {
+    for (const [key, p] of this.presence) {
+      if (now < p.since + PRESENCE_COALESCE_MS) continue;
+      const room = this.hub.roomName(p.room);
+      if (room === undefined) {
+        this.presence.delete(key); // everyone left
+        continue;
+      }
+      const n = PRESENCE_NAMES_PER_MESSAGE;
+      this.hub.publish(room, { type: 'presence', room, ts: now, joined: p.joined.splice(0, n), left: p.left.splice(0, n) });
+      if (p.joined.length === 0 && p.left.length === 0) this.presence.delete(key);
+      else p.since = now - PRESENCE_COALESCE_MS + PRESENCE_FLUSH_GAP_MS;
+    }
   }
 
   private echoResend(sid: SessionId, identity: string, ref: number): boolean {
@@ -242,7 +308,7 @@ export class ChatCore {
       }
       shown = this.hub.roomName(room) ?? this.store.ensureRoom(key, room).name;
       this.hub.join(shown, sid);
-      this.hub.publish(shown, { type: 'joined', room: shown, name: m.name, ts: now });
+      this.announceJoin(shown, sid, m.name, now);
     }
     const rec = this.store.room(key);
     if (rec && rec.topic !== '') this.deliver(sid, { type: 'topic', ref: null, room: shown, topic: rec.topic, by: rec.topicBy, ts: rec.topicTs });
@@ -258,9 +324,11 @@ export class ChatCore {
   private part(sid: SessionId, m: Member, msg: Cmd<'part'>, now: number): void {
     const shown = this.memberRoom(sid, msg.room);
     if (shown === undefined) return this.error(sid, ErrorCode.NotInRoom, notInRoom(msg.room), msg.ref);
-    // Published before leaving, so the leaver sees it too and closes the room.
-    this.hub.publish(shown, { type: 'left', room: shown, name: m.name, why: LeaveReason.Part, reason: clampUtf8(msg.reason, SHORT_TEXT_MAX_BYTES), ts: now });
+    const left: Departure = { name: m.name, why: LeaveReason.Part, reason: clampUtf8(msg.reason, SHORT_TEXT_MAX_BYTES) };
+    // The leaver hears it at once, so it closes the room.
+    this.deliver(sid, { type: 'left', room: shown, ...left, ts: now });
     this.hub.leave(shown, sid);
+    this.announceLeave(shown, m.name, left, now);
     this.deliver(sid, { type: 'ok', ref: msg.ref, text: `you left ${shown}` });
   }
 

@@ -12,7 +12,7 @@ import type { SessionId } from './registry.js';
 export type Deliver = (to: SessionId, msg: ServerMsg) => void;
 
 /** What is published to a room: presence changes, messages, topics, renames and away changes. */
-export type RoomEvent = Extract<ServerMsg, { type: 'joined' | 'left' | 'message' | 'topic' | 'nick' | 'away' }>;
+export type RoomEvent = Extract<ServerMsg, { type: 'joined' | 'left' | 'message' | 'topic' | 'nick' | 'away' | 'presence' }>;
 
 export interface Hub {
   /** Adds a session to a room; a room without members is created, with this spelling as its display name. */

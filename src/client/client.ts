@@ -638,6 +638,11 @@ export class ObrolClient {
         this.emit({ type: 'left', room: m.room, name: m.name, why: WHY[m.why], reason: m.reason, ts: m.ts });
         this.saveStateSoon();
         break;
+      case 'presence':
+        // A big room's batch: the same events as one by one. Our own join and leave came on their own.
+        for (const name of m.joined) if (!this.isMe(name)) this.emit({ type: 'joined', room: m.room, name, ts: m.ts });
+        for (const d of m.left) if (!this.isMe(d.name)) this.emit({ type: 'left', room: m.room, name: d.name, why: WHY[d.why], reason: d.reason, ts: m.ts });
+        break;
       case 'message': {
         const o = this.settle(m.ref);
         if (o) o.resolve(m);

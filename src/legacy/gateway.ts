@@ -263,6 +263,14 @@ export class LegacyGateway {
   }
 
   private datagramsFor(msg: ServerMsg): Uint8Array[] {
+    if (msg.type === 'presence') {
+      // The original protocol announces each join and leave on its own line.
+      const each: ServerMsg[] = [
+        ...msg.joined.map((name): ServerMsg => ({ type: 'joined', room: msg.room, name, ts: msg.ts })),
+        ...msg.left.map((d): ServerMsg => ({ type: 'left', room: msg.room, ...d, ts: msg.ts })),
+      ];
+      return each.flatMap((m) => this.datagramsFor(m));
+    }
     const ev = toEvent(msg);
     let line: string | null;
     let body = '';
@@ -371,6 +379,7 @@ function toEvent(m: ServerMsg): ChatEvent | null {
     case 'topic':
     case 'away':
     case 'caughtup':
+    case 'presence': // expanded by datagramsFor
       return null; // the original protocol has none of these
   }
 }

@@ -318,6 +318,7 @@ export class ObrolServer {
       case 'topic':
       case 'nick':
       case 'away':
+      case 'presence':
         return msg.room === '' ? 0 : this.streams.streamFor(to, msg.room);
       case 'caughtup':
         return msg.room === null ? 0 : this.streams.streamFor(to, msg.room);
@@ -344,7 +345,11 @@ export class ObrolServer {
     if (this.closed) return;
     const a = this.endpoint.nextDeadline();
     const b = this.legacy?.nextDeadline() ?? null;
-    const next = a === null ? b : b === null ? a : Math.min(a, b);
+    // The chat runs on the wall clock: its deadline, moved to the monotonic one.
+    const c = this.chat.nextDeadline();
+    const chat = c === null ? null : monoNow() + Math.max(0, c - Date.now());
+    let next: number | null = null;
+    for (const d of [a, b, chat]) if (d !== null && (next === null || d < next)) next = d;
     if (next === this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -360,6 +365,7 @@ export class ObrolServer {
       const now = monoNow();
       this.endpoint.handleTimeout(now);
       this.legacy?.handleTimeout(now);
+      this.chat.handleTimeout(Date.now());
       this.pump();
     } catch (e) {
       this.counters.internalErrors++;

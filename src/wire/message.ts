@@ -8,6 +8,7 @@ import {
   MESSAGE_MAX_BYTES,
   NAME_MAX_CHARS,
   ROOM_MAX_CHARS,
+  PRESENCE_NAMES_PER_MESSAGE,
   ROOMS_PER_REPLY,
   SHORT_TEXT_MAX_BYTES,
   TOPIC_MAX_BYTES,
@@ -50,6 +51,12 @@ const FLAG_HISTORY = 2;
 export interface MemberInfo {
   name: string;
   away: boolean;
+}
+
+export interface Departure {
+  name: string;
+  why: LeaveReason;
+  reason: string;
 }
 
 export interface RoomInfo {
@@ -120,7 +127,9 @@ export type ServerMsg =
   | { type: 'nick'; room: string; old: string; name: string; ts: number }
   | { type: 'away'; room: string; name: string; text: string; ts: number }
   /** The end of a history page: `more` means the client should ask for the next one (after its last id). */
-  | { type: 'caughtup'; ref: number | null; room: string | null; more: boolean };
+  | { type: 'caughtup'; ref: number | null; room: string | null; more: boolean }
+  /** A big room's joins and leaves of the last moments, together (PRESENCE_COALESCE_MEMBERS). */
+  | { type: 'presence'; room: string; ts: number; joined: string[]; left: Departure[] };
 
 const C = { hello: 0x01, say: 0x02, quit: 0x03, join: 0x04, part: 0x05, list: 0x06, who: 0x07, msg: 0x08, nick: 0x09, topic: 0x0a, away: 0x0b, history: 0x0c } as const;
 const S = {
@@ -138,6 +147,7 @@ const S = {
   nick: 0x8c,
   away: 0x8d,
   caughtup: 0x8e,
+  presence: 0x8f,
 } as const;
 
 // Optional numbers travel as n+1 so that 0 can mean "none".
@@ -339,6 +349,12 @@ export function encodeServerMsg(m: ServerMsg): Uint8Array {
       writeOptText(w, m.room);
       w.u8(m.more ? 1 : 0);
       break;
+    case 'presence':
+      w.u8(S.presence).text(m.room).u64(m.ts).varint(m.joined.length);
+      for (const n of m.joined) w.text(n);
+      w.varint(m.left.length);
+      for (const d of m.left) w.text(d.name).u8(d.why).text(d.reason);
+      break;
   }
   return w.finish();
 }
@@ -419,6 +435,22 @@ export function decodeServerMsg(bytes: Uint8Array): Decoded<ServerMsg> {
         return { type: 'away', room: r.text(ROOM_MAX_BYTES, 'room'), name: r.text(NAME_MAX_BYTES, 'name'), text: r.text(AWAY_MAX_BYTES, 'away'), ts: r.u64('ts') };
       case S.caughtup:
         return { type: 'caughtup', ref: readOpt(r, 'ref'), room: readOptText(r, ROOM_MAX_BYTES, 'room'), more: readBool(r, 'more') };
+      case S.presence: {
+        const room = r.text(ROOM_MAX_BYTES, 'room');
+        const ts = r.u64('ts');
+        const nj = readCount(r, PRESENCE_NAMES_PER_MESSAGE, 'joined count');
+        const joined: string[] = [];
+        for (let i = 0; i < nj; i++) joined.push(r.text(NAME_MAX_BYTES, 'joined'));
+        const nl = readCount(r, PRESENCE_NAMES_PER_MESSAGE, 'left count');
+        const left: Departure[] = [];
+        for (let i = 0; i < nl; i++) {
+          const name = r.text(NAME_MAX_BYTES, 'left');
+          const why = r.u8('why');
+          if (!LEAVE_REASONS.has(why)) throw new WireError('bad-value', `leave reason ${why}`);
+          left.push({ name, why: why as LeaveReason, reason: r.text(SHORT_TEXT_MAX_BYTES, 'reason') });
+        }
+        return { type: 'presence', room, ts, joined, left };
+      }
       default:
         throw new WireError('bad-type', `server message type ${t}`);
     }

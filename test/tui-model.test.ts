@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { graphemes, nickColour, width, wrap, wrapSegs } from '../src/tui/text.js';
+import { fit, graphemes, nickColour, width, wrap, wrapSegs } from '../src/tui/text.js';
 import { LineEditor } from '../src/tui/editor.js';
 import { Activity, ChatView, SCROLLBACK_LINES } from '../src/tui/view.js';
 import { KeyDecoder } from '../src/tui/keys.js';
@@ -26,6 +26,9 @@ test('text: widths of wide characters, emoji and combining marks; wrapping never
   const rows = wrapSegs([{ text: '12:00 <al> ', style: 'time' }, { text: 'one two three four', style: 'plain' }], 20, 11);
   assert.deepEqual(rows.map(rowText), ['12:00 <al> one two', '           three', '           four']);
   assert.equal(nickColour('Alice', 12), nickColour('alice', 12), 'the colour ignores case');
+  // Control characters from other people never reach the terminal.
+  assert.deepEqual(wrap('a\x1b[2Jb\x07c\u009bd', 40), ['a\ufffd[2Jb\ufffdc\ufffdd']);
+  assert.equal(fit('topic\x1b]0;owned\x07', 40), 'topic\ufffd]0;owned\ufffd');
 });
 
 test('text: any text wraps into rows no wider than the width that join back to the text', () => {

@@ -11,6 +11,14 @@ export function graphemes(s: string): string[] {
   return out;
 }
 
+/**
+ * Text from other people, made safe to draw: control characters (an ESC could move the cursor, clear the
+ * screen or retitle the terminal) become U+FFFD; newlines stay, for multi-line messages; a tab is a space.
+ */
+export function sanitize(s: string): string {
+  return s.replace(/\t/g, ' ').replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, '\ufffd');
+}
+
 /** Columns a string takes on a terminal. */
 export function width(s: string): number {
   return stringWidth(s);
@@ -57,7 +65,7 @@ export function wrapSegs(segs: Seg[], cols: number, indent = 0): Row[] {
   const ind = indent < width0 - 4 ? indent : 0; // a very narrow terminal gets no indent
   const cells: Cell[] = [];
   segs.forEach((s, i) => {
-    for (const g of graphemes(s.text)) cells.push({ g, w: g === '\n' ? 0 : width(g), seg: i });
+    for (const g of graphemes(sanitize(s.text))) cells.push({ g, w: g === '\n' ? 0 : width(g), seg: i });
   });
   const rows: Cell[][] = [];
   let row: Cell[] = [];
@@ -117,7 +125,7 @@ export function wrap(text: string, cols: number): string[] {
 export function fit(s: string, cols: number): string {
   let used = 0;
   let out = '';
-  for (const g of graphemes(s)) {
+  for (const g of graphemes(sanitize(s))) {
     const w = width(g);
     if (used + w > cols) break;
     out += g;

@@ -3,6 +3,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, startServer } from './helpers/cli.js';
 
+async function until(ok: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 test('commands: /join /me /topic /rooms /who /away /msg /nick /part /quit as everyone sees them', { timeout: 60_000 }, async () => {
   const server = await startServer();
   try {
@@ -43,7 +51,8 @@ test('commands: /join /me /topic /rooms /who /away /msg /nick /part /quit as eve
     alice.send('/msg bob psst');
     await bob.waitFor('[@alice] alice: psst');
     await alice.waitFor('[@bob] alice: psst');
-    assert.equal(alice.stdout.filter((l) => l === 'bob is away: lunch').length, 2, 'the private message was answered with the away text');
+    // The private message is answered with the away text (on another stream, so in its own time).
+    await until(() => alice.stdout.filter((l) => l === 'bob is away: lunch').length === 2, 'the away reply to /msg');
     bob.send('/away');
     await alice.waitFor('[#dev] bob is back');
 

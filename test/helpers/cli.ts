@@ -1,4 +1,5 @@
 // Runs the real `obrol` CLI (the built dist/) as a child process and watches its output line by line.
+import { after } from 'node:test';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,11 +22,20 @@ export interface Proc {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/** Every process a test started and has not seen exit: a failed test must not leave clients running
+ * (a client reconnects forever, and its pipes would keep the test file from ever finishing). */
+const running = new Set<ChildProcessWithoutNullStreams>();
+after(() => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
 export function run(args: string[], env: Record<string, string> = {}): Proc {
   const proc = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, ...env, NO_COLOR: '1' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  running.add(proc);
+  proc.on('exit', () => running.delete(proc));
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();

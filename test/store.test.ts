@@ -11,6 +11,8 @@ const lobby = { key: '#lobby', name: '#Lobby' };
 const m = (ts: number, body: string, from = 'alice', action = false) => ({ ts, from, body, action });
 const none = { identity: null, ref: null };
 const BIG = { maxMessages: 1000, maxBytes: 1 << 20 };
+/** Everything a room still has, oldest first. */
+const all = (s: SqliteStore, key: string) => s.roomAfter(key, 0, BIG).messages;
 
 function withStore(fn: (file: string, open: () => SqliteStore) => void): void {
   const dir = tempDir('obrol-store-');
@@ -44,7 +46,7 @@ test('store: messages get increasing ids per room and survive reopening, with ro
     assert.deepEqual(again.room('#lobby'), { key: '#lobby', name: '#Lobby', topic: 'welcome all', topicBy: 'bob', topicTs: 13, lastId: 2 });
     assert.deepEqual(again.ensureRoom('#lobby', '#LOBBY').name, '#Lobby', 'the first spelling stays');
     assert.deepEqual(
-      again.recent('#lobby', 10).map((x) => [x.id, x.body, x.from, x.action]),
+      all(again, '#lobby').map((x) => [x.id, x.body, x.from, x.action]),
       [
         [1, 'one', 'alice', false],
         [2, 'two', 'bob', true],
@@ -93,8 +95,10 @@ test('store: pages stop at the message count or the byte budget, always with at 
     assert.equal(last.more, false);
     assert.deepEqual(s.roomAfter('#lobby', 10, BIG), { messages: [], more: false });
     assert.deepEqual(s.roomAfter('#nowhere', 0, BIG), { messages: [], more: false });
-    assert.deepEqual(s.recent('#lobby', 3).map((x) => x.id), [8, 9, 10]);
-    assert.deepEqual(s.recent('#lobby', 0), []);
+    assert.equal(s.firstOfLast('#lobby', 3), 8);
+    assert.equal(s.firstOfLast('#lobby', 50), 1, 'fewer than asked: the oldest');
+    assert.equal(s.firstOfLast('#lobby', 0), null);
+    assert.equal(s.firstOfLast('#nowhere', 5), null);
   });
 });
 
@@ -126,12 +130,12 @@ test('store: retention by count keeps the newest per room, by age drops the old;
     for (let i = 1; i <= 6; i++) s.appendPrivate({ ...m(i * 1000, `p${i}`), to: 'bob' }, none, null);
     assert.equal(s.prune(100_000, { maxMessages: 0, maxAgeMs: 0 }), 0, 'zero keeps everything');
     assert.equal(s.prune(100_000, { maxMessages: 4, maxAgeMs: 0 }), 6 + 0 + 2);
-    assert.deepEqual(s.recent('#lobby', 100).map((x) => x.id), [7, 8, 9, 10]);
-    assert.deepEqual(s.recent('#dev', 100).map((x) => x.id), [1, 2, 3]);
+    assert.deepEqual(all(s, '#lobby').map((x) => x.id), [7, 8, 9, 10]);
+    assert.deepEqual(all(s, '#dev').map((x) => x.id), [1, 2, 3]);
     // By age: everything stamped before now - maxAge goes (lobby 7 and 8, dev all three, privates 3 to 6).
     assert.equal(s.prune(10_000, { maxMessages: 0, maxAgeMs: 1_500 }), 2 + 3 + 4);
-    assert.deepEqual(s.recent('#lobby', 100).map((x) => x.id), [9, 10]);
-    assert.deepEqual(s.recent('#dev', 100), []);
+    assert.deepEqual(all(s, '#lobby').map((x) => x.id), [9, 10]);
+    assert.deepEqual(all(s, '#dev'), []);
     assert.equal(s.appendMessage(dev, m(20_000, 'after'), none).id, 4, 'an emptied room keeps counting');
     assert.equal(s.appendPrivate({ ...m(20_000, 'p7'), to: 'bob' }, none, null).id, 7);
   });

@@ -315,7 +315,7 @@ export class ChatCore {
     // Only the first page of members: /who lists the rest. Sending all would make a big room's joins O(N²).
     this.sendMembers(sid, shown, null, MEMBERS_PER_REPLY);
     // The replay starts N messages back and comes in pages like any catch-up.
-    const after = since ?? (this.store.recent(key, this.limits.historyOnJoin)[0]?.id ?? (rec?.lastId ?? 0) + 1) - 1;
+    const after = since ?? (this.store.firstOfLast(key, this.limits.historyOnJoin) ?? (rec?.lastId ?? 0) + 1) - 1;
     const page = this.store.roomAfter(key, after, PAGE);
     for (const h of page.messages) this.deliver(sid, { type: 'message', ...h, history: true, ref: null });
     this.deliver(sid, { type: 'caughtup', ref, room: shown, more: page.more });

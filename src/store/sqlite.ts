@@ -162,10 +162,11 @@ export class SqliteStore implements Store {
     return undefined;
   }
 
-  recent(roomKey: string, count: number): StoredMessage[] {
-    if (count <= 0) return [];
-    const rows = this.q.recent.all(roomKey, count) as MessageRow[];
-    return rows.reverse().map((r) => this.fromMessageRow(r));
+  firstOfLast(roomKey: string, count: number): number | null {
+    if (count <= 0) return null;
+    // The newest row when the room has fewer than `count`.
+    const row = (this.q.nthFromEnd.get(roomKey, count - 1) ?? this.q.oldest.get(roomKey)) as { id: number } | undefined;
+    return row?.id ?? null;
   }
 
   roomAfter(roomKey: string, after: number, page: PageLimits): { messages: StoredMessage[]; more: boolean } {
@@ -218,7 +219,8 @@ function prepare(db: Database.Database) {
     ),
     messageByRef: db.prepare('SELECT room_key, id, ts, sender, body, action FROM messages WHERE sender_key = ? AND ref = ?'),
     privateByRef: db.prepare('SELECT id, ts, sender, recipient, body, action FROM privates WHERE sender_key = ? AND ref = ?'),
-    recent: db.prepare('SELECT room_key, id, ts, sender, body, action FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT ?'),
+    nthFromEnd: db.prepare('SELECT id FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT 1 OFFSET ?'),
+    oldest: db.prepare('SELECT id FROM messages WHERE room_key = ? ORDER BY id LIMIT 1'),
     roomAfter: db.prepare('SELECT room_key, id, ts, sender, body, action FROM messages WHERE room_key = ? AND id > ? ORDER BY id LIMIT ?'),
     privatesAfter: db.prepare(
       `SELECT id, ts, sender, recipient, body, action FROM privates WHERE sender_key = ? AND id > ?

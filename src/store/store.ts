@@ -83,8 +83,8 @@ export interface Store {
   appendPrivate(m: NewMessage & { to: string }, from: Origin, toIdentity: string | null): StoredPrivate;
   /** What a client key already sent under this ref, if anything (a resend). */
   findSent(identity: string, ref: number): SentRecord | undefined;
-  /** The last `count` messages of a room, oldest first. */
-  recent(roomKey: string, count: number): StoredMessage[];
+  /** The id of the oldest of a room's last `count` messages, or null when it has none. */
+  firstOfLast(roomKey: string, count: number): number | null;
   /** Messages of a room after id `after`, oldest first, one page; `more` when the page was cut short. */
   roomAfter(roomKey: string, after: number, page: PageLimits): { messages: StoredMessage[]; more: boolean };
   /** Private messages sent or received by a client key after id `after`, one page. */

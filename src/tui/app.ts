@@ -7,6 +7,7 @@ import type { Instance } from 'ink';
 import { ObrolClient, ObrolClientError, LOBBY, type ChatEvent } from '../client/client.js';
 import type { ChatClient } from '../client/legacy-client.js';
 import { COMMAND_HELP, COMMAND_NAMES, CurrentRoom, parseInput, runInput } from '../cli/commands.js';
+import { clock } from '../cli/format.js';
 import { ChatView, type Line } from './view.js';
 import { LineEditor } from './editor.js';
 import { KeyDecoder, type Key } from './keys.js';
@@ -145,9 +146,7 @@ export async function runFullScreen(client: ChatClient, opts: FullScreenOptions)
     const conn = st === 'open' ? `${opts.label}${rtt}` : `${opts.label} ${st.toUpperCase()}`;
     const act = view.activityList();
     const pending = client.pending > 0 ? ` [pending ${client.pending}]` : '';
-    const now = new Date();
-    const clock = `${String(now.getHours()).padStart(2, '0')}:${String(now.getMinutes()).padStart(2, '0')}`;
-    const status = `[${clock}] [${view.me ?? '…'}] [${conn}] [${view.current + 1}:${w.name}]${act ? ` [Act: ${act}]` : ''}${pending}`;
+    const status = `[${clock(Date.now())}] [${view.me ?? '…'}] [${conn}] [${view.current + 1}:${w.name}]${act ? ` [Act: ${act}]` : ''}${pending}`;
     const bar = confirmPaste !== null ? `paste ${confirmPaste.split('\n').length} lines as one message? y/n` : status;
     const barText = fit(bar, cols);
     out.push(h(Text, { key: 'status', inverse: true, wrap: 'truncate', ...(st !== 'open' && colour ? { color: 'yellow' } : {}) }, barText + ' '.repeat(Math.max(0, cols - width(barText)))));

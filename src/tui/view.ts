@@ -4,7 +4,7 @@
 
 import type { ChatEvent } from '../client/client.js';
 import { foldKey } from '../chat/names.js';
-import { peerOf } from '../cli/format.js';
+import { clock as localClock, peerOf } from '../cli/format.js';
 import { nickColour, wrapSegs, width, type Row, type Seg } from './text.js';
 
 /** Lines kept per window; the oldest go first. */
@@ -61,10 +61,6 @@ export interface ViewOptions {
 
 const defaultDay = (ts: number): string =>
   new Date(ts).toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' }).replace(/,/g, '');
-const defaultClock = (ts: number): string => {
-  const d = new Date(ts);
-  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-};
 
 export class ChatView {
   readonly windows: Window[] = [new Window('status')];
@@ -77,7 +73,7 @@ export class ChatView {
 
   constructor(opts: ViewOptions = {}) {
     this.dayOf = opts.dayOf ?? defaultDay;
-    this.clock = opts.clock ?? defaultClock;
+    this.clock = opts.clock ?? localClock;
   }
 
   get win(): Window {

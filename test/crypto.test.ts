@@ -9,6 +9,7 @@ import { CookieJar } from '../src/crypto/cookie.js';
 import { ReplayWindow } from '../src/crypto/replay.js';
 import { configDir, KnownServers, loadOrCreateKeyPair } from '../src/crypto/keystore.js';
 import { COOKIE_SECRET_ROTATE_MS, COOKIE_WINDOW_MS, REPLAY_WINDOW_PACKETS } from '../src/limits.js';
+import { backend, nodeBackend, sodium } from '../src/crypto/primitives.js';
 import { tempDir } from './helpers/cli.js';
 
 const prologue = new TextEncoder().encode('obrol/1');
@@ -191,4 +192,41 @@ test('seal: a number nonce encodes as the same 64-bit counter as a bigint, above
     sealInto(key, n, ad, pt, out, 4);
     assert.deepEqual(out.subarray(4), seal(key, n, ad, pt));
   }
+});
+
+test('backends: libsodium and node:crypto agree on ChaCha20-Poly1305 and X25519 for any input; both refuse forgeries', () => {
+  assert.ok(sodium, 'sodium-native should load on this machine (it ships a prebuilt linux-x64 binary)');
+  assert.equal(backend.name, process.env.OBROL_CRYPTO === 'node' ? 'node:crypto' : 'libsodium');
+  const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+  fc.assert(
+    fc.property(bytes(32), bytes(12), fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 1500 }), fc.nat(), (key, nonce, ad, pt, flip) => {
+      const a = new Uint8Array(pt.length + 16);
+      const b = new Uint8Array(pt.length + 16);
+      sodium!.sealInto(key, nonce, ad, pt, a, 0);
+      nodeBackend.sealInto(key, nonce, ad, pt, b, 0);
+      assert.deepEqual(a, b);
+      assert.deepEqual(sodium!.open(key, nonce, ad, a), pt);
+      assert.deepEqual(nodeBackend.open(key, nonce, ad, a), pt);
+      const bad = a.slice();
+      bad[flip % bad.length]! ^= 1 << flip % 8;
+      assert.equal(sodium!.open(key, nonce, ad, bad), null);
+      assert.equal(nodeBackend.open(key, nonce, ad, bad), null);
+    }),
+    { numRuns: 300 },
+  );
+  fc.assert(
+    fc.property(bytes(32), bytes(32), (k, u) => {
+      assert.deepEqual(sodium!.x25519Base(k), nodeBackend.x25519Base(k));
+      const pub = nodeBackend.x25519Base(u);
+      assert.deepEqual(sodium!.x25519(k, pub), nodeBackend.x25519(k, pub));
+    }),
+    { numRuns: 100 },
+  );
+  // Low-order points (RFC 7748 §6.1 says check for the all-zero result): both refuse them.
+  for (const low of [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))]) {
+    const k = generateKeyPair().privateKey;
+    assert.equal(sodium!.x25519(k, low), null);
+    assert.equal(nodeBackend.x25519(k, low), null);
+  }
+  assert.equal(sodium!.open(new Uint8Array(32), new Uint8Array(12), new Uint8Array(0), new Uint8Array(15)), null);
 });

@@ -1,11 +1,13 @@
-// Noise_XX_25519_ChaChaPoly_SHA256 (Noise Protocol Framework, revision 34) on node:crypto.
+// Noise_XX_25519_ChaChaPoly_SHA256 (Noise Protocol Framework, revision 34): SHA-256 from node:crypto,
+// ChaCha20-Poly1305 and X25519 from ./primitives.ts (libsodium, or node:crypto where it cannot load).
 //
 // Why XX: the client learns the server's static key during the handshake, so it can pin it on first use
 // and refuse a changed key later (as ssh does); and the handshake carries the client's static key, to
 // which the server binds the client's name. Transport messages use explicit nonces (the packet number
 // travels in clear), as WireGuard does, because UDP reorders and loses packets.
 
-import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { backend } from './primitives.js';
 
 export const PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_SHA256';
 const DHLEN = 32;
@@ -28,44 +30,23 @@ export interface KeyPair {
 /** A 32-byte ChaCha20-Poly1305 key for one direction of a session. */
 export type TransportKey = Uint8Array;
 
-// DER prefixes that turn raw X25519 keys into what node:crypto imports (RFC 8410).
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
-
-function privateKeyObject(raw: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
-}
-
-function publicKeyObject(raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
-}
-
 export function generateKeyPair(): KeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  return {
-    publicKey: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length)),
-    privateKey: new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(PKCS8_PREFIX.length)),
-  };
+  const privateKey = new Uint8Array(randomBytes(DHLEN));
+  return { publicKey: backend.x25519Base(privateKey), privateKey };
 }
 
 /** The key pair of a raw 32-byte private key (for fixed keys in test vectors and key files). */
 export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
   if (privateKey.length !== DHLEN) throw new NoiseError('a private key is 32 bytes');
-  const pub = createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' });
-  return { publicKey: new Uint8Array(pub.subarray(SPKI_PREFIX.length)), privateKey: new Uint8Array(privateKey) };
+  return { publicKey: backend.x25519Base(privateKey), privateKey: new Uint8Array(privateKey) };
 }
 
 /** X25519. A result of all zeros means a low-order public key: refused, as the Noise spec allows. */
 export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   if (publicKey.length !== DHLEN) throw new NoiseError('a public key is 32 bytes');
-  let out: Buffer;
-  try {
-    out = diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(publicKey) });
-  } catch {
-    throw new NoiseError('invalid public key');
-  }
-  if (out.every((b) => b === 0)) throw new NoiseError('low-order public key');
-  return new Uint8Array(out);
+  const out = backend.x25519(privateKey, publicKey);
+  if (out === null) throw new NoiseError('invalid or low-order public key');
+  return out;
 }
 
 /** "SHA256:" and the unpadded base64 of SHA-256 of the public key, as ssh prints fingerprints. */
@@ -98,28 +79,12 @@ export function seal(key: TransportKey, nonce: number | bigint, ad: Uint8Array, 
 
 /** seal() writing ciphertext and tag into `out` at `offset` (a datagram after its header: one allocation). */
 export function sealInto(key: TransportKey, nonce: number | bigint, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void {
-  const c = createCipheriv('chacha20-poly1305', key, setNonce(nonce), { authTagLength: TAGLEN });
-  c.setAAD(ad, { plaintextLength: plaintext.length });
-  const body = c.update(plaintext);
-  c.final();
-  out.set(body, offset);
-  out.set(c.getAuthTag(), offset + body.length);
+  backend.sealInto(key, setNonce(nonce), ad, plaintext, out, offset);
 }
 
 /** ChaCha20-Poly1305 decryption; null when the tag does not authenticate. Never throws on bad input. */
 export function open(key: TransportKey, nonce: number | bigint, ad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
-  if (sealed.length < TAGLEN) return null;
-  const ctLen = sealed.length - TAGLEN;
-  try {
-    const d = createDecipheriv('chacha20-poly1305', key, setNonce(nonce), { authTagLength: TAGLEN });
-    d.setAAD(ad, { plaintextLength: ctLen });
-    d.setAuthTag(sealed.subarray(ctLen));
-    const body = d.update(sealed.subarray(0, ctLen));
-    d.final();
-    return new Uint8Array(body.buffer, body.byteOffset, body.length);
-  } catch {
-    return null;
-  }
+  return backend.open(key, setNonce(nonce), ad, sealed);
 }
 
 /** Noise REKEY(k): the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes). */

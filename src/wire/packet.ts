@@ -75,7 +75,11 @@ export function encodeReset(cid: Uint8Array, code: ResetCode): Uint8Array {
 export function writeDataHeader(out: Uint8Array, keyPhase: 0 | 1, cid: Uint8Array, pn: number): void {
   out[0] = PacketType.Data0 | keyPhase;
   out.set(cid, 1);
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(1 + CID_LEN, pn);
+  // Big-endian by hand: a DataView per packet is an allocation on the hottest path.
+  out[1 + CID_LEN] = pn >>> 24;
+  out[2 + CID_LEN] = (pn >>> 16) & 0xff;
+  out[3 + CID_LEN] = (pn >>> 8) & 0xff;
+  out[4 + CID_LEN] = pn & 0xff;
 }
 
 /**

@@ -35,6 +35,8 @@ import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, t
 
 /** Declared-lost packet numbers remembered for spotting spurious losses. */
 const DECLARED_LOST_MEMORY = 256;
+/** Every packet is built here, then copied out at its size: one allocation per packet, not an MTU's worth. */
+const scratch = new Writer(2048);
 /** Room kept in every packet for an ACK frame, so a full-size fragment always fits beside one. */
 const ACK_RESERVE = 80;
 
@@ -104,6 +106,9 @@ interface SentPacket {
   size: number;
   chunks: Chunk[];
   close: boolean;
+  /** Largest packet number in the ACK frame this packet carried, or -1: once the peer acknowledges this
+   * packet it knows about everything up to there, and we stop reporting it (RFC 9000 §13.2.4). */
+  ackLargest: number;
 }
 
 interface InStream {
@@ -154,8 +159,15 @@ export class Connection {
   private readonly declaredLost = new Set<number>();
 
   // ---- receive side
-  private readonly ranges: AckRange[] = []; // descending, merged
-  private rangesTruncated = false;
+  private readonly ranges: AckRange[] = []; // descending, merged, all above ackFloor
+  /** Packet numbers at or below this count as received: the peer has seen our acks for them, or they
+   * fell off the end of the ranges. A late packet down there is dropped as a duplicate; its sender has
+   * declared it lost by then and resent its data. */
+  private ackFloor = -1;
+  private largestRecv = -1;
+  /** An ack-eliciting packet carrying an ACK frame is in flight (a PING added to an ack-only packet, so
+   * that a peer that only receives still learns when to forget old ranges). */
+  private ackOfAckInFlight = false;
   private largestRecvAt = 0;
   private ackElicitingUnacked = 0;
   private ackDeadline: number | null = null;
@@ -250,14 +262,16 @@ export class Connection {
     const hasData = this.retx.length > 0 || this.queue.length > 0 || this.pingPending || this.pathFrames.length > 0;
     if (!wantAck && !(canSendData && hasData)) return null;
 
-    const w = new Writer(this.cfg.maxPayload);
+    const w = scratch.reset(this.cfg.maxPayload);
     let budget = this.cfg.maxPayload;
     let ackIncluded = false;
+    let ackLargest = -1;
     if (this.ranges.length > 0 && (wantAck || (canSendData && hasData && this.unackedArrivals))) {
       const ack = this.buildAck(now);
       encodeFrame(w, ack);
       budget -= frameSize(ack);
       ackIncluded = true;
+      ackLargest = this.ranges[0]!.hi;
     }
     const chunks: Chunk[] = [];
     let closeSent = false;
@@ -307,7 +321,10 @@ export class Connection {
         chunks.push(item.chunk);
       }
       if (chunks.length > 0 || closeSent) elicits = true;
-      if (this.pingPending && !elicits && budget >= 1) {
+      // Old ranges linger only until the peer acknowledges an ACK frame that carried them; a packet with
+      // nothing else to elicit that acknowledgement gets a PING (one such packet in flight at a time).
+      const lingering = ackIncluded && this.ranges.length > 1 && !this.ackOfAckInFlight;
+      if ((this.pingPending || lingering) && !elicits && budget >= 1) {
         encodeFrame(w, { type: 'ping' });
         elicits = true;
       }
@@ -316,7 +333,7 @@ export class Connection {
     if (!ackIncluded && !elicits) return null;
 
     const pn = this.nextPn++;
-    const payload = w.finish();
+    const payload = w.finish().slice(); // a right-sized copy of the shared scratch
     this.counters.sentPackets++;
     this.lastSendAt = now;
     if (ackIncluded) {
@@ -329,7 +346,8 @@ export class Connection {
     }
     if (elicits) {
       const size = payload.length;
-      this.sent.set(pn, { pn, time: now, size, chunks, close: closeSent });
+      this.sent.set(pn, { pn, time: now, size, chunks, close: closeSent, ackLargest });
+      if (ackLargest >= 0) this.ackOfAckInFlight = true;
       this.bytesInFlight += size;
       this.lastAckElicitingAt = now;
       if (this.probeBudget > 0) this.probeBudget--;
@@ -363,7 +381,7 @@ export class Connection {
 
     this.counters.recvPackets++;
     this.lastReceiveAt = now;
-    const outOfOrder = this.ranges.length > 0 && pn !== this.ranges[0]!.hi + 1;
+    const outOfOrder = this.largestRecv >= 0 && pn !== this.largestRecv + 1;
     this.recordReceived(pn, now);
     this.unackedArrivals = true;
     let elicits = false;
@@ -402,17 +420,29 @@ export class Connection {
   }
 
   private isReceived(pn: number): boolean {
+    if (pn <= this.ackFloor) return true;
     for (const r of this.ranges) {
       if (pn > r.hi) return false;
       if (pn >= r.lo) return true;
     }
-    // Below everything we remember: if ranges were dropped we cannot tell, so treat it as seen.
-    return this.rangesTruncated;
+    return false;
+  }
+
+  /** Forgets the ranges at or below pn: everything there counts as received from now on. */
+  private raiseAckFloor(pn: number): void {
+    if (pn <= this.ackFloor) return;
+    this.ackFloor = pn;
+    const rs = this.ranges;
+    while (rs.length > 0 && rs[rs.length - 1]!.hi <= pn) rs.pop();
+    if (rs.length > 0 && rs[rs.length - 1]!.lo <= pn) rs[rs.length - 1]!.lo = pn + 1;
   }
 
   private recordReceived(pn: number, now: number): void {
     const rs = this.ranges;
-    if (rs.length === 0 || pn > rs[0]!.hi) this.largestRecvAt = now;
+    if (pn > this.largestRecv) {
+      this.largestRecv = pn;
+      this.largestRecvAt = now;
+    }
     let i = 0;
     while (i < rs.length && rs[i]!.lo > pn) i++;
     // rs[i] is the first range with lo <= pn (pn is not inside any range).
@@ -426,7 +456,7 @@ export class Connection {
     else rs.splice(i, 0, { hi: pn, lo: pn });
     if (rs.length > MAX_ACK_RANGES) {
       rs.length = MAX_ACK_RANGES;
-      this.rangesTruncated = true;
+      this.ackFloor = Math.max(this.ackFloor, rs[rs.length - 1]!.lo - 1);
     }
   }
 
@@ -523,6 +553,10 @@ export class Connection {
   }
 
   private onPacketAcked(p: SentPacket): void {
+    if (p.ackLargest >= 0) {
+      this.ackOfAckInFlight = false;
+      this.raiseAckFloor(p.ackLargest);
+    }
     for (const c of p.chunks) {
       if (c.acked) continue;
       c.acked = true;
@@ -566,6 +600,7 @@ export class Connection {
         this.bytesInFlight -= p.size;
         this.counters.lostPackets++;
         this.declaredLost.add(pn);
+        if (p.ackLargest >= 0) this.ackOfAckInFlight = false;
         if (this.declaredLost.size > DECLARED_LOST_MEMORY) this.declaredLost.delete(this.declaredLost.values().next().value!);
         this.requeue(p);
         lostAny = true;

@@ -168,6 +168,16 @@ export class Writer {
     return this.pos;
   }
 
+  /** Empties the writer for reuse, with room for at least `capacity` bytes. */
+  reset(capacity = 0): this {
+    this.pos = 0;
+    if (this.buf.length < capacity) {
+      this.buf = new Uint8Array(capacity);
+      this.view = new DataView(this.buf.buffer);
+    }
+    return this;
+  }
+
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
@@ -247,7 +257,7 @@ export class Writer {
     return this;
   }
 
-  /** The written bytes (a copy-free view; the writer must not be reused after). */
+  /** The written bytes (a copy-free view, valid until the writer is reset or written again). */
   finish(): Uint8Array {
     return this.buf.subarray(0, this.pos);
   }

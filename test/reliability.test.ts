@@ -357,3 +357,46 @@ for (const loss of [0, 0.2]) {
     );
   });
 }
+
+test('acks stay small under loss: ranges the peer has seen acknowledged are forgotten (RFC 9000 §13.2.4)', () => {
+  // a sends, b only acknowledges: b's ack-only packets get a PING while old ranges linger, so a's ack of
+  // them tells b what it may forget. Without that, every lost packet would leave a range in every ACK.
+  const rng = new Rng(11);
+  let now = 0;
+  const a = new Connection(clientCfg, now);
+  const b = new Connection(serverCfg, now);
+  const kept: { pn: number; payload: Uint8Array }[] = [];
+  let widest = 0;
+  let acks = 0;
+  const got: number[] = [];
+  const step = () => {
+    for (let t = a.pollTransmit(now); t; t = a.pollTransmit(now)) {
+      if (t.pn < 50) kept.push({ pn: t.pn, payload: t.payload });
+      if (rng.next() >= 0.1) b.onPacket(now, t.pn, t.payload);
+    }
+    for (let t = b.pollTransmit(now); t; t = b.pollTransmit(now)) {
+      const d = decodeFrames(t.payload);
+      assert.ok(d.ok);
+      for (const f of d.value) {
+        if (f.type !== 'ack') continue;
+        acks++;
+        if (now > 1000) widest = Math.max(widest, f.ranges.length);
+      }
+      if (rng.next() >= 0.1) a.onPacket(now, t.pn, t.payload);
+    }
+    for (let e = b.pollEvent(); e; e = b.pollEvent()) if (e.type === 'message') got.push(parse(e.data).n);
+    for (let e = a.pollEvent(); e; e = a.pollEvent());
+    for (const c of [a, b]) if (c.nextDeadline() !== null && c.nextDeadline()! <= now) c.onTimeout(now);
+  };
+  for (let i = 0; i < 3000; i++) {
+    assert.ok(a.send(1, body(0, 1, i, 100), now).ok);
+    for (let ms = 0; ms < 5; ms++, now++) step();
+  }
+  for (let ms = 0; ms < 10_000 && got.length < 3000; ms++, now++) step();
+  assert.deepEqual(got, Array.from({ length: 3000 }, (_, i) => i), 'exactly once, in order');
+  assert.ok(acks > 100);
+  assert.ok(widest <= 10, `ACK frames carry at most a few ranges at 10% loss (widest: ${widest}; ${MAX_ACK_RANGES} without forgetting)`);
+  // A very late copy of an early packet is a duplicate now, and delivers nothing again.
+  for (const k of kept) assert.equal(b.onPacket(now, k.pn, k.payload), 'duplicate');
+  for (let e = b.pollEvent(); e; e = b.pollEvent()) assert.notEqual(e.type, 'message');
+});

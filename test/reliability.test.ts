@@ -371,7 +371,7 @@ test('acks stay small under loss: ranges the peer has seen acknowledged are forg
   const got: number[] = [];
   const step = () => {
     for (let t = a.pollTransmit(now); t; t = a.pollTransmit(now)) {
-      if (t.pn < 50) kept.push({ pn: t.pn, payload: t.payload });
+      if (t.pn < 50) kept.push({ pn: t.pn, payload: t.payload.slice() });
       if (rng.next() >= 0.1) b.onPacket(now, t.pn, t.payload);
     }
     for (let t = b.pollTransmit(now); t; t = b.pollTransmit(now)) {

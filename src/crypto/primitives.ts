@@ -41,7 +41,8 @@ function sodiumBackend(s: Sodium): CryptoBackend {
     },
     open(key, nonce, ad, sealed) {
       if (sealed.length < AEAD_TAG_LEN || key.length !== AEAD_KEY_LEN || nonce.length !== AEAD_NONCE_LEN) return null;
-      const out = new Uint8Array(sealed.length - AEAD_TAG_LEN);
+      const pooled = Buffer.allocUnsafe(sealed.length - AEAD_TAG_LEN); // Node's pool: no malloc per packet
+      const out = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
       try {
         s.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, sealed, ad, nonce, key);
         return out;

@@ -56,7 +56,11 @@ export class SecureChannel {
       this.sendKeySince = now;
     }
     this.sentWithKey++;
-    const out = new Uint8Array(DATA_HEADER_LEN + payload.length + TAGLEN);
+    // Memory from Node's buffer pool (a typed array over 64 bytes is otherwise a malloc of its own), seen
+    // as a plain Uint8Array so that slice() still copies.
+    const size = DATA_HEADER_LEN + payload.length + TAGLEN;
+    const pooled = Buffer.allocUnsafe(size);
+    const out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
     const header = out.subarray(0, DATA_HEADER_LEN);
     writeDataHeader(header, this.sendPhase, this.peerCid, pn);
     sealInto(this.sendKey, pn, header, payload, out, DATA_HEADER_LEN);

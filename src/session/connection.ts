@@ -35,7 +35,7 @@ import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, t
 
 /** Declared-lost packet numbers remembered for spotting spurious losses. */
 const DECLARED_LOST_MEMORY = 256;
-/** Every packet is built here, then copied out at its size: one allocation per packet, not an MTU's worth. */
+/** Every packet's frames are built here and sealed from here: no allocation per packet. */
 const scratch = new Writer(2048);
 /** Room kept in every packet for an ACK frame, so a full-size fragment always fits beside one. */
 const ACK_RESERVE = 80;
@@ -253,7 +253,8 @@ export class Connection {
     this.closingDeadline = now + Math.max(CLOSING_LINGER_MS, 3 * this.ptoDuration());
   }
 
-  /** Builds the next packet to send, or null when nothing is due. */
+  /** Builds the next packet to send, or null when nothing is due. The payload is a view of a shared
+   * scratch buffer, valid until the next pollTransmit of any connection: seal it (or copy it) at once. */
   pollTransmit(now: number): { pn: number; payload: Uint8Array } | null {
     if (this.st === 'closed' && !this.finalAck) return null;
     if (this.nextPn > MAX_PACKET_NUMBER) return null;
@@ -333,7 +334,7 @@ export class Connection {
     if (!ackIncluded && !elicits) return null;
 
     const pn = this.nextPn++;
-    const payload = w.finish().slice(); // a right-sized copy of the shared scratch
+    const payload = w.finish();
     this.counters.sentPackets++;
     this.lastSendAt = now;
     if (ackIncluded) {
@@ -399,11 +400,11 @@ export class Connection {
           this.onPeerClose(f.code, f.reason);
           break;
         case 'path-challenge':
-          this.pathFrames.push({ type: 'path-response', data: f.data });
-          this.events.push({ type: 'path-challenge', data: f.data });
+          this.pathFrames.push({ type: 'path-response', data: f.data.slice() });
+          this.events.push({ type: 'path-challenge', data: f.data.slice() });
           break;
         case 'path-response':
-          this.events.push({ type: 'path-response', data: f.data });
+          this.events.push({ type: 'path-response', data: f.data.slice() });
           break;
         case 'ping':
         case 'padding':

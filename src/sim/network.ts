@@ -117,9 +117,10 @@ export class SimNet {
       for (let tx = c.pollTransmit(this.now); tx !== null; tx = c.pollTransmit(this.now)) {
         this.wire.datagrams++;
         this.wire.bytes += tx.payload.length + 13 + 16;
+        const payload = tx.payload.slice(); // pollTransmit's payload is only valid until its next call
         for (const at of this.impairment(n.id, peer).decide(this.now)) {
           const key = this.nextKey++;
-          this.packets.set(key, { to: peer, from: n.id, pn: tx.pn, payload: tx.payload });
+          this.packets.set(key, { to: peer, from: n.id, pn: tx.pn, payload });
           this.heap.push(at, key);
         }
       }

@@ -82,6 +82,30 @@ test('frames round-trip, and random or mutated bytes never crash the decoder', (
   fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => void decodeFrames(b)), { numRuns: 5000 });
 });
 
+test('compact message frames: a whole message is MSG_WHOLE, the next one of its stream MSG_NEXT; both decode to msg frames', () => {
+  const data = (n: number) => new Uint8Array(100).fill(n);
+  const frames: Frame[] = [
+    { type: 'msg', stream: 3, seq: 20_000, total: 100, offset: 0, data: data(1) },
+    { type: 'msg', stream: 3, seq: 20_001, total: 100, offset: 0, data: data(2) },
+    { type: 'msg', stream: 3, seq: 20_002, total: 100, offset: 0, data: data(3) },
+    { type: 'msg', stream: 4, seq: 0, total: 100, offset: 0, data: data(4) },
+  ];
+  const bytes = encodeFrames(frames);
+  // MSG_WHOLE: type, stream, seq (4 bytes), length (2); MSG_NEXT: type, length; then MSG_WHOLE again.
+  assert.equal(bytes.length, 1 + 1 + 4 + 2 + 100 + 2 * (1 + 2 + 100) + (1 + 1 + 1 + 2 + 100));
+  assert.deepEqual(bytes[0], 0x07);
+  assert.deepEqual(bytes[108], 0x08);
+  const d = decodeFrames(bytes);
+  assert.ok(d.ok);
+  assert.deepEqual(d.value, frames);
+  // A fragment sets the context too; MSG_NEXT with no message before it in the packet is malformed.
+  const frag: Frame = { type: 'msg', stream: 1, seq: 5, total: 3000, offset: 1000, data: data(9) };
+  const after = decodeFrames(encodeFrames([frag, { type: 'msg', stream: 1, seq: 6, total: 100, offset: 0, data: data(8) }]));
+  assert.ok(after.ok && after.value[1]!.type === 'msg' && after.value[1].seq === 6 && after.value[1].stream === 1);
+  assert.equal(decodeFrames(Uint8Array.of(0x08, 1, 0xaa)).ok, false);
+  assert.equal(decodeFrames(Uint8Array.of(0x01, 0x08, 1, 0xaa)).ok, false);
+});
+
 // ---- unit behaviour ----------------------------------------------------------------------------------
 
 /** Two connections wired directly; `drop(pn, dir)` decides losses. */

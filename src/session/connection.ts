@@ -31,7 +31,7 @@ import {
   TIMER_GRANULARITY_MS,
 } from '../limits.js';
 import { Writer } from '../wire/buf.js';
-import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, type AckRange, type Frame } from '../wire/frame.js';
+import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, newPacketContext, type AckRange, type Frame } from '../wire/frame.js';
 
 /** Declared-lost packet numbers remembered for spotting spurious losses. */
 const DECLARED_LOST_MEMORY = 256;
@@ -275,6 +275,7 @@ export class Connection {
       ackLargest = this.ranges[0]!.hi;
     }
     const chunks: Chunk[] = [];
+    const ctx = newPacketContext();
     let closeSent = false;
     let elicits = false;
     if (canSendData) {
@@ -292,12 +293,11 @@ export class Connection {
           continue;
         }
         const f = chunkFrame(c);
-        const size = frameSize(f);
-        if (size > budget) break;
+        if (frameSize(f) > budget) break;
         this.retx.shift();
         c.queued = false;
-        encodeFrame(w, f);
-        budget -= size;
+        encodeFrame(w, f, ctx);
+        budget = this.cfg.maxPayload - w.length;
         chunks.push(c);
         this.counters.retransmittedBytes += c.data.length;
       }
@@ -313,12 +313,11 @@ export class Connection {
           break;
         }
         const f = chunkFrame(item.chunk);
-        const size = frameSize(f);
-        if (size > budget) break;
+        if (frameSize(f) > budget) break;
         this.queue.shift();
         item.chunk.queued = false;
-        encodeFrame(w, f);
-        budget -= size;
+        encodeFrame(w, f, ctx);
+        budget = this.cfg.maxPayload - w.length;
         chunks.push(item.chunk);
       }
       if (chunks.length > 0 || closeSent) elicits = true;

@@ -1,7 +1,7 @@
 // Frames: the contents of a DATA packet once decrypted (docs/PROTOCOL.md "Frames").
 
 import { APP_MESSAGE_MAX_BYTES, MAX_ACK_RANGES, MAX_PACKET_NUMBER, MAX_STREAMS, SHORT_TEXT_MAX_BYTES } from '../limits.js';
-import { decodeWith, type Decoded, Reader, utf8Bytes, varintSize, WireError, Writer } from './buf.js';
+import { decodeWith, type Decoded, Reader, utf8Bytes, VARINT_MAX, varintSize, WireError, Writer } from './buf.js';
 
 export const FrameType = {
   Padding: 0x00,
@@ -11,7 +11,23 @@ export const FrameType = {
   Close: 0x04,
   PathChallenge: 0x05,
   PathResponse: 0x06,
+  /** A whole message in one frame (offset 0, total = data length): MSG without its two redundant fields,
+   * which is nearly every chat message. Decodes to the same 'msg' frame. */
+  MsgWhole: 0x07,
+  /** A whole message that follows the packet's previous message frame on its stream (seq + 1): only its
+   * data. Queued messages of one conversation share packets, and this is most of their framing. */
+  MsgNext: 0x08,
 } as const;
+
+/** What a packet's previous MSG frame was, so the next whole message of its stream can be MSG_NEXT. */
+export interface PacketContext {
+  stream: number;
+  seq: number;
+}
+
+export function newPacketContext(): PacketContext {
+  return { stream: -1, seq: -1 };
+}
 
 /** An inclusive range of packet numbers. */
 export interface AckRange {
@@ -36,7 +52,8 @@ export function isAckEliciting(f: Frame): boolean {
   return f.type !== 'ack' && f.type !== 'padding';
 }
 
-export function encodeFrame(w: Writer, f: Frame): void {
+/** Writes one frame; with a packet context, a whole message right after its predecessor is MSG_NEXT. */
+export function encodeFrame(w: Writer, f: Frame, ctx?: PacketContext): void {
   switch (f.type) {
     case 'padding':
       w.u8(FrameType.Padding);
@@ -56,9 +73,17 @@ export function encodeFrame(w: Writer, f: Frame): void {
       }
       return;
     }
-    case 'msg':
-      w.u8(FrameType.Msg).varint(f.stream).varint(f.seq).varint(f.total).varint(f.offset).lenBytes(f.data);
+    case 'msg': {
+      const whole = f.offset === 0 && f.total === f.data.length;
+      if (whole && ctx && ctx.stream === f.stream && ctx.seq + 1 === f.seq) w.u8(FrameType.MsgNext).lenBytes(f.data);
+      else if (whole) w.u8(FrameType.MsgWhole).varint(f.stream).varint(f.seq).lenBytes(f.data);
+      else w.u8(FrameType.Msg).varint(f.stream).varint(f.seq).varint(f.total).varint(f.offset).lenBytes(f.data);
+      if (ctx) {
+        ctx.stream = f.stream;
+        ctx.seq = f.seq;
+      }
       return;
+    }
     case 'close':
       w.u8(FrameType.Close).varint(f.code).text(f.reason);
       return;
@@ -71,7 +96,7 @@ export function encodeFrame(w: Writer, f: Frame): void {
   }
 }
 
-/** The exact encoded size of a frame, for packing packets. */
+/** The encoded size of a frame without a packet context: the most it takes, for packing packets. */
 export function frameSize(f: Frame): number {
   switch (f.type) {
     case 'padding':
@@ -88,8 +113,10 @@ export function frameSize(f: Frame): number {
       }
       return n;
     }
-    case 'msg':
-      return 1 + varintSize(f.stream) + varintSize(f.seq) + varintSize(f.total) + varintSize(f.offset) + varintSize(f.data.length) + f.data.length;
+    case 'msg': {
+      const fields = f.offset === 0 && f.total === f.data.length ? 0 : varintSize(f.total) + varintSize(f.offset);
+      return 1 + varintSize(f.stream) + varintSize(f.seq) + fields + varintSize(f.data.length) + f.data.length;
+    }
     case 'close': {
       const n = utf8Bytes(f.reason).length;
       return 1 + varintSize(f.code) + varintSize(n) + n;
@@ -103,7 +130,7 @@ export function frameSize(f: Frame): number {
 /** The largest MSG frame header: type, stream, seq (any), total, offset, length. */
 export const MSG_HEADER_MAX = 1 + varintSize(MAX_STREAMS) + 8 + varintSize(APP_MESSAGE_MAX_BYTES) * 3;
 
-function readFrame(r: Reader): Frame {
+function readFrame(r: Reader, ctx: PacketContext): Frame {
   const t = r.u8('frame type');
   switch (t) {
     case FrameType.Padding:
@@ -137,7 +164,19 @@ function readFrame(r: Reader): Frame {
       const data = r.lenBytes(APP_MESSAGE_MAX_BYTES, 'msg data');
       if (offset + data.length > total) throw new WireError('bad-length', 'fragment runs past its message');
       if (data.length === 0 && total !== 0) throw new WireError('bad-length', 'empty fragment');
-      return { type: 'msg', stream, seq, total, offset, data };
+      return msgFrame(ctx, stream, seq, total, offset, data);
+    }
+    case FrameType.MsgWhole: {
+      const stream = r.varint('stream', MAX_STREAMS - 1);
+      const seq = r.varint('seq');
+      const data = r.lenBytes(APP_MESSAGE_MAX_BYTES, 'msg data');
+      return msgFrame(ctx, stream, seq, data.length, 0, data);
+    }
+    case FrameType.MsgNext: {
+      if (ctx.stream < 0) throw new WireError('bad-value', 'MSG_NEXT without a message before it');
+      if (ctx.seq + 1 > VARINT_MAX) throw new WireError('bad-varint', 'seq');
+      const data = r.lenBytes(APP_MESSAGE_MAX_BYTES, 'msg data');
+      return msgFrame(ctx, ctx.stream, ctx.seq + 1, data.length, 0, data);
     }
     case FrameType.Close:
       return { type: 'close', code: r.varint('close code', 0xffff), reason: r.text(SHORT_TEXT_MAX_BYTES, 'close reason') };
@@ -150,12 +189,19 @@ function readFrame(r: Reader): Frame {
   }
 }
 
+function msgFrame(ctx: PacketContext, stream: number, seq: number, total: number, offset: number, data: Uint8Array): Frame {
+  ctx.stream = stream;
+  ctx.seq = seq;
+  return { type: 'msg', stream, seq, total, offset, data };
+}
+
 /** Decodes a packet's frames; any malformed frame fails the whole packet. Never throws. */
 export function decodeFrames(bytes: Uint8Array): Decoded<Frame[]> {
   return decodeWith(bytes, (r) => {
     const frames: Frame[] = [];
+    const ctx = newPacketContext();
     while (r.remaining > 0) {
-      const f = readFrame(r);
+      const f = readFrame(r, ctx);
       // Runs of padding collapse to one frame: padding carries nothing.
       if (f.type === 'padding' && frames[frames.length - 1]?.type === 'padding') continue;
       frames.push(f);
@@ -166,6 +212,7 @@ export function decodeFrames(bytes: Uint8Array): Decoded<Frame[]> {
 
 export function encodeFrames(frames: Frame[], sizeHint = 256): Uint8Array {
   const w = new Writer(sizeHint);
-  for (const f of frames) encodeFrame(w, f);
+  const ctx = newPacketContext();
+  for (const f of frames) encodeFrame(w, f, ctx);
   return w.finish();
 }

@@ -64,10 +64,10 @@ export interface ServerCounters {
 class StreamMap {
   private readonly bySession = new Map<SessionId, Map<string, number>>();
 
-  streamFor(sid: SessionId, room: string): number {
+  /** `key` is the room's lower-cased name, or '@' and the peer's. */
+  streamFor(sid: SessionId, key: string): number {
     let m = this.bySession.get(sid);
     if (!m) this.bySession.set(sid, (m = new Map()));
-    const key = room.toLowerCase();
     let s = m.get(key);
     if (s === undefined) {
       // Stream ids are never reused within a session; past MAX_STREAMS rooms share the last one.
@@ -93,7 +93,9 @@ export class ObrolServer {
   readonly store: Store;
   private readonly retention: Retention;
   private sweeper: NodeJS.Timeout | null = null;
-  private lastEncoded: { msg: ServerMsg | null; bytes: Uint8Array } = { msg: null, bytes: new Uint8Array(0) };
+  /** The last two messages encoded, with their stream keys: a fan-out delivers one object to every member
+   * (and another, with its ref, to the sender), so each is encoded once, not once per member. */
+  private encoded: Encoded[] = [];
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closed = false;
@@ -299,37 +301,24 @@ export class ObrolServer {
       this.legacy?.deliver(to, msg); // legacy sessions have negative ids
       return;
     }
-    const stream = this.streamOf(to, msg);
-    // A fan-out delivers one message object to every member: encode it once (the session layer only
-    // reads the bytes; each session encrypts its own copy).
-    if (msg !== this.lastEncoded.msg) this.lastEncoded = { msg, bytes: encodeServerMsg(msg) };
-    const r = this.endpoint.send(monoNow(), to, stream, this.lastEncoded.bytes);
+    let e = this.encoded[0]?.msg === msg ? this.encoded[0] : this.encoded[1]?.msg === msg ? this.encoded[1] : undefined;
+    if (!e) {
+      // The session layer only reads the bytes; each session encrypts its own copy.
+      e = { msg, bytes: encodeServerMsg(msg), roomKey: roomStreamKey(msg) };
+      this.encoded = [e, ...this.encoded.slice(0, 1)];
+    }
+    const stream = e.roomKey === null ? this.streamOf(to, msg) : e.roomKey === '' ? 0 : this.streams.streamFor(to, e.roomKey);
+    const r = this.endpoint.send(monoNow(), to, stream, e.bytes);
     if (!r.ok && r.reason === 'buffer-full') {
       this.endpoint.close(monoNow(), to, CloseCode.TooSlow, 'too slow: the server stopped queueing messages for you');
     }
   }
 
+  /** The stream of a message whose stream depends on its recipient (private ones). */
   private streamOf(to: SessionId, msg: ServerMsg): number {
-    switch (msg.type) {
-      case 'joined':
-      case 'left':
-      case 'message':
-      case 'members':
-      case 'topic':
-      case 'nick':
-      case 'away':
-      case 'presence':
-        return msg.room === '' ? 0 : this.streams.streamFor(to, msg.room);
-      case 'caughtup':
-        return msg.room === null ? 0 : this.streams.streamFor(to, msg.room);
-      case 'private': {
-        if (msg.history) return 0; // with its caughtup, on stream 0
-        const me = this.chat.nameOf(to);
-        return this.streams.streamFor(to, '@' + (msg.from === me ? msg.to : msg.from));
-      }
-      default:
-        return 0;
-    }
+    if (msg.type !== 'private' || msg.history) return 0; // a replayed private message goes with its caughtup, on stream 0
+    const me = this.chat.nameOf(to);
+    return this.streams.streamFor(to, '@' + (msg.from === me ? msg.to : msg.from).toLowerCase());
   }
 
   private sendTo(to: Address, data: Uint8Array): void {
@@ -391,6 +380,34 @@ export class ObrolServer {
     this.sweeper = null;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
     this.store.close();
+  }
+}
+
+interface Encoded {
+  msg: ServerMsg;
+  bytes: Uint8Array;
+  /** The room stream's key ('' for stream 0), or null when the stream depends on the recipient. */
+  roomKey: string | null;
+}
+
+/** Which stream a message goes on, when that is the same for every recipient: its room's, or 0. */
+function roomStreamKey(msg: ServerMsg): string | null {
+  switch (msg.type) {
+    case 'joined':
+    case 'left':
+    case 'message':
+    case 'members':
+    case 'topic':
+    case 'nick':
+    case 'away':
+    case 'presence':
+      return msg.room.toLowerCase();
+    case 'caughtup':
+      return msg.room === null ? '' : msg.room.toLowerCase();
+    case 'private':
+      return null;
+    default:
+      return '';
   }
 }
 

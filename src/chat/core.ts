@@ -353,12 +353,14 @@ export class ChatCore {
 
   /** A room's members sorted by name, in pages, at most `max`; the last page carries `ref`. */
   private sendMembers(sid: SessionId, room: string, ref: number | null, max: number): void {
-    const all: MemberInfo[] = [];
+    // Sorted by registry key (the folded name), computed once per member: every join lists the room.
+    const found: Member[] = [];
     for (const s of this.hub.members(room)) {
       const m = this.members.get(s);
-      if (m) all.push({ name: m.name, away: m.away !== '' });
+      if (m) found.push(m);
     }
-    all.sort((a, b) => (a.name.toLowerCase() < b.name.toLowerCase() ? -1 : 1));
+    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const all: MemberInfo[] = found.map((m) => ({ name: m.name, away: m.away !== '' }));
     const listed = all.slice(0, max);
     const omitted = all.length - listed.length;
     for (let i = 0; i === 0 || i < listed.length; i += MEMBERS_PER_REPLY) {

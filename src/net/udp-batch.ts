@@ -1,0 +1,413 @@
+// Batched UDP sends: queue datagrams with push(), hand them to the kernel with flush() in as few
+// sendmmsg(2) calls as the native addon (native/udp_batch.c, built into build/udp_batch.node by
+// `npm run build`) needs, and send with dgram whatever it did not send. Without the addon (no C compiler,
+// not Linux, OBROL_NO_SENDMMSG=1) every datagram goes through socket.send: same results, more CPU.
+//
+// The Node internals this needs (the socket's fd, its type, whether it is connected) are read here and
+// nowhere else, behind typed accessors; if they are not where this Node keeps them, the fallback is used.
+
+import type dgram from 'node:dgram';
+import { existsSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's exports (see native/udp_batch.c for the exact contract). */
+export interface UdpBatchAddon {
+  /** Sends datagrams [0, count) in sendmmsg chunks; returns how many from the start were sent or skipped
+   * because of an error of their own. out, if given, receives [sent, skipped, last errno]. */
+  sendBatch(
+    fd: number,
+    data: Uint8Array,
+    meta: Uint32Array | Int32Array,
+    count: number,
+    addrs: Uint8Array,
+    out?: Uint32Array | Int32Array,
+  ): number;
+  /** Writes the sockaddr for ip:port at addrs[index * addrStride]; false if ip is not a literal the
+   * socket's family can reach (IPv4 on a udp6 socket becomes IPv4-mapped). */
+  packAddress(addrs: Uint8Array, index: number, ip: string, port: number, v6socket: boolean): boolean;
+  readonly addrStride: number;
+  readonly chunk: number;
+  readonly abi: number;
+}
+
+export const ADDON_PATH = fileURLToPath(new URL('../../build/udp_batch.node', import.meta.url));
+const ADDON_ABI = 1;
+const ADDR_STRIDE = 28;
+
+let addonState: { addon: UdpBatchAddon | null; error: string | null } | undefined;
+
+function isAddon(x: unknown): x is UdpBatchAddon {
+  if (typeof x !== 'object' || x === null) return false;
+  const a = x as Record<string, unknown>;
+  return typeof a.sendBatch === 'function' && typeof a.packAddress === 'function' && a.addrStride === ADDR_STRIDE && a.abi === ADDON_ABI;
+}
+
+/** The native addon, loaded once; null (see udpBatchAddonError) when it is not available here. */
+export function loadUdpBatchAddon(): UdpBatchAddon | null {
+  if (addonState) return addonState.addon;
+  if (process.platform !== 'linux') {
+    addonState = { addon: null, error: `not on Linux (${process.platform})` };
+    return null;
+  }
+  if (!existsSync(ADDON_PATH)) {
+    addonState = { addon: null, error: `${ADDON_PATH} is not built (npm run build; build/udp_batch.status.json says why)` };
+    return null;
+  }
+  try {
+    const mod: unknown = createRequire(import.meta.url)(ADDON_PATH);
+    addonState = isAddon(mod) ? { addon: mod, error: null } : { addon: null, error: `${ADDON_PATH} is not this version of the addon` };
+  } catch (e) {
+    addonState = { addon: null, error: `${ADDON_PATH} did not load: ${e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e)}` };
+  }
+  return addonState.addon;
+}
+
+/** Why the addon is not available, or null if it is. */
+export function udpBatchAddonError(): string | null {
+  loadUdpBatchAddon();
+  return addonState?.error ?? null;
+}
+
+// --- Node's dgram internals, typed at the boundary --------------------------------------------------
+
+interface UdpHandle {
+  fd?: unknown;
+}
+
+interface DgramState {
+  handle: UdpHandle | null;
+  connectState?: unknown;
+}
+
+/** Reads the socket's internal state without the deprecated `_handle` getter (it warns, DEP0112). */
+function stateAccessor(socket: dgram.Socket): (() => DgramState | null) | null {
+  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  if (sym === undefined) return null;
+  const holder = socket as unknown as Record<symbol, unknown>;
+  const probe = holder[sym];
+  if (typeof probe !== 'object' || probe === null || !('handle' in probe)) return null;
+  return () => {
+    const st = holder[sym];
+    return typeof st === 'object' && st !== null ? (st as DgramState) : null;
+  };
+}
+
+/** The fd of a bound, open UDP socket on this platform, else -1. Reads Node internals; for tests and logs. */
+export function socketFd(socket: dgram.Socket): number {
+  const fd = stateAccessor(socket)?.()?.handle?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
+}
+
+function socketType(socket: dgram.Socket): 'udp4' | 'udp6' | null {
+  const t = (socket as unknown as { type?: unknown }).type;
+  return t === 'udp4' || t === 'udp6' ? t : null;
+}
+
+// --- the sender ---------------------------------------------------------------------------------------
+
+export interface UdpBatchOptions {
+  /** false: always send with dgram. Default: the addon if it loads, unless OBROL_NO_SENDMMSG=1. */
+  native?: boolean;
+  /** push() flushes first when this many datagrams are queued (default 4096). */
+  maxBatch?: number;
+  /** push() flushes first when the queued datagrams would exceed this many bytes (default 4 MiB). */
+  maxBatchBytes?: number;
+  /** Packed destination addresses kept between flushes; past it the cache is emptied (default 16384). */
+  maxAddresses?: number;
+  /** For tests: an addon to use instead of build/udp_batch.node. */
+  addon?: UdpBatchAddon;
+}
+
+export interface UdpBatchStats {
+  /** Datagrams accepted by push(). */
+  pushed: number;
+  /** flush() calls that had something to send (including those push() made). */
+  flushes: number;
+  /** Flushes push() made because a batch was full. */
+  autoFlushes: number;
+  /** Calls into the addon. */
+  nativeCalls: number;
+  /** Datagrams the kernel accepted from the addon. */
+  nativeSent: number;
+  /** Datagrams the addon skipped because of an error of their own (EMSGSIZE, EHOSTUNREACH, ...). */
+  nativeSkipped: number;
+  /** Calls into the addon that threw (a bug: the whole batch went to dgram). */
+  nativeThrew: number;
+  /** The last errno the addon saw (0: none). */
+  lastErrno: number;
+  /** Datagrams handed to socket.send. */
+  fallbackSent: number;
+  /** socket.send calls that failed (in their callback, or by throwing). */
+  fallbackErrors: number;
+}
+
+interface Dest {
+  port: number;
+  /** For socket.send: an IPv4 literal on a udp6 socket is sent to its IPv4-mapped form, as the addon does. */
+  sendAddress: string;
+  /** Packed into addrs at this entry's index. */
+  packed: boolean;
+}
+
+const DEFAULT_MAX_BATCH = 4096;
+const DEFAULT_MAX_BATCH_BYTES = 4 << 20;
+const DEFAULT_MAX_ADDRESSES = 16384;
+
+/** A copy of data, from Buffer's pool when small (much cheaper than a new ArrayBuffer per datagram). */
+function copyOf(data: Uint8Array): Uint8Array {
+  const b = Buffer.allocUnsafe(data.length);
+  b.set(data);
+  return b;
+}
+
+function positiveInt(v: number | undefined, dflt: number, what: string): number {
+  if (v === undefined) return dflt;
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${what} must be a positive integer`);
+  return v;
+}
+
+export class UdpBatchSender {
+  /** Whether flush() uses the addon (it still sends with dgram what the addon could not). */
+  readonly native: boolean;
+  /** Why native is false, or null. */
+  readonly fallbackReason: string | null;
+  readonly stats: UdpBatchStats = {
+    pushed: 0,
+    flushes: 0,
+    autoFlushes: 0,
+    nativeCalls: 0,
+    nativeSent: 0,
+    nativeSkipped: 0,
+    nativeThrew: 0,
+    lastErrno: 0,
+    fallbackSent: 0,
+    fallbackErrors: 0,
+  };
+
+  private readonly socket: dgram.Socket;
+  private readonly addon: UdpBatchAddon | null;
+  private readonly state: (() => DgramState | null) | null;
+  private readonly v6: boolean;
+  private readonly maxBatch: number;
+  private readonly maxBatchBytes: number;
+  private readonly maxAddresses: number;
+
+  // The queue: datagrams back to back in arena, (offset, length, destination index) in meta.
+  private arena = new Uint8Array(64 * 1024);
+  private used = 0;
+  private meta = new Uint32Array(3 * 256);
+  private count = 0;
+  // Destinations: "address|port" -> index into dests and addrs (addrs: ADDR_STRIDE bytes each).
+  private readonly destIndex = new Map<string, number>();
+  private dests: Dest[] = [];
+  private addrs = new Uint8Array(ADDR_STRIDE * 256);
+  private readonly out = new Uint32Array(3);
+  // Datagrams dgram sends, each a copy: all of them without the addon, else those whose destination
+  // the addon could not pack. Copies come from Buffer's pool: dgram may hold them until they leave.
+  private dgData: Uint8Array[] = [];
+  private dgPort: number[] = [];
+  private dgAddress: string[] = [];
+  private dgramBytes = 0;
+
+  private sending = 0;
+  private idleWaiters: (() => void)[] = [];
+  private readonly onSent = (err: Error | null): void => {
+    this.sending--;
+    if (err) this.stats.fallbackErrors++;
+    if (this.sending === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
+  };
+
+  constructor(socket: dgram.Socket, opts: UdpBatchOptions = {}) {
+    this.socket = socket;
+    this.maxBatch = positiveInt(opts.maxBatch, DEFAULT_MAX_BATCH, 'maxBatch');
+    this.maxBatchBytes = positiveInt(opts.maxBatchBytes, DEFAULT_MAX_BATCH_BYTES, 'maxBatchBytes');
+    this.maxAddresses = positiveInt(opts.maxAddresses, DEFAULT_MAX_ADDRESSES, 'maxAddresses');
+    const type = socketType(socket);
+    this.v6 = type === 'udp6';
+    const wanted = opts.native ?? process.env.OBROL_NO_SENDMMSG !== '1';
+    let reason: string | null = null;
+    let addon: UdpBatchAddon | null = null;
+    let state: (() => DgramState | null) | null = null;
+    if (!wanted) reason = opts.native === false ? 'disabled by the caller' : 'disabled by OBROL_NO_SENDMMSG=1';
+    else if ((addon = opts.addon ?? loadUdpBatchAddon()) === null) reason = udpBatchAddonError() ?? 'the addon is not available';
+    else if (type === null) reason = 'the socket type is not known';
+    else if ((state = stateAccessor(socket)) === null) reason = "this Node's dgram internals are not the expected ones";
+    this.fallbackReason = reason;
+    this.native = reason === null;
+    this.addon = this.native ? addon : null;
+    this.state = this.native ? state : null;
+  }
+
+  /** Datagrams queued and not yet flushed. */
+  get pending(): number {
+    return this.count + this.dgData.length;
+  }
+
+  /** Datagrams handed to socket.send whose callback has not run yet. */
+  get inFlight(): number {
+    return this.sending;
+  }
+
+  /** Queues a copy of data for address:port (an IP literal; a host name is resolved by dgram). The caller may
+   * reuse data at once. Throws as socket.send does on a bad port. */
+  push(data: Uint8Array, port: number, address: string): void {
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer in [1, 65535], not ${port}`);
+    if (typeof address !== 'string' || address === '') throw new TypeError('address must be a non-empty string');
+    const len = data.length;
+    if (this.pending > 0 && (this.pending >= this.maxBatch || this.used + this.dgramBytes + len > this.maxBatchBytes)) {
+      this.stats.autoFlushes++;
+      this.flush();
+    }
+    let di = -1;
+    let dest: Dest | undefined;
+    if (this.addon !== null) {
+      di = this.dest(address, port);
+      dest = this.dests[di];
+    }
+    if (dest === undefined || !dest.packed) {
+      // No addon, or an address it cannot take (a host name, an IPv6 literal on a udp4 socket).
+      this.dgData.push(copyOf(data));
+      this.dgPort.push(port);
+      this.dgAddress.push(dest?.sendAddress ?? this.sendAddress(address));
+      this.dgramBytes += len;
+      this.stats.pushed++;
+      return;
+    }
+    if (this.used + len > this.arena.length) {
+      const grown = new Uint8Array(Math.max(this.arena.length * 2, this.used + len));
+      grown.set(this.arena.subarray(0, this.used));
+      this.arena = grown;
+    }
+    this.arena.set(data, this.used);
+    if (3 * (this.count + 1) > this.meta.length) {
+      const grown = new Uint32Array(this.meta.length * 2);
+      grown.set(this.meta);
+      this.meta = grown;
+    }
+    const m = 3 * this.count;
+    this.meta[m] = this.used;
+    this.meta[m + 1] = len;
+    this.meta[m + 2] = di;
+    this.used += len;
+    this.count++;
+    this.stats.pushed++;
+  }
+
+  /** Sends everything queued: one call into the addon, then socket.send for what it did not send. */
+  flush(): void {
+    const count = this.count;
+    const qData = this.dgData;
+    const qPort = this.dgPort;
+    const qAddress = this.dgAddress;
+    if (count === 0 && qData.length === 0) return;
+    this.stats.flushes++;
+    let done = 0;
+    const fd = count > 0 ? this.nativeFd() : -1;
+    if (fd >= 0 && this.addon) {
+      this.stats.nativeCalls++;
+      try {
+        this.out.fill(0);
+        done = this.addon.sendBatch(fd, this.arena, this.meta, count, this.addrs, this.out);
+        if (!(done >= 0 && done <= count)) done = 0;
+        this.stats.nativeSent += this.out[0] ?? 0;
+        this.stats.nativeSkipped += this.out[1] ?? 0;
+        if ((this.out[2] ?? 0) !== 0) this.stats.lastErrno = this.out[2] ?? 0;
+      } catch {
+        this.stats.nativeThrew++;
+        done = 0;
+      }
+    }
+    // The queue is emptied before socket.send runs: if it throws (a closed socket), nothing stays queued.
+    const arena = this.arena;
+    const meta = this.meta;
+    const dests = this.dests;
+    this.count = 0;
+    this.used = 0;
+    if (qData.length > 0) {
+      this.dgData = [];
+      this.dgPort = [];
+      this.dgAddress = [];
+      this.dgramBytes = 0;
+    }
+    const total = count - done + qData.length;
+    let handed = 0;
+    try {
+      for (let i = done; i < count; i++) {
+        const m = 3 * i;
+        const off = meta[m] ?? 0;
+        const dest = dests[meta[m + 2] ?? 0];
+        // A copy: dgram may keep the buffer until the datagram leaves, and the arena is reused.
+        if (dest !== undefined) this.fallback(copyOf(arena.subarray(off, off + (meta[m + 1] ?? 0))), dest.port, dest.sendAddress);
+        handed++;
+      }
+      for (let i = 0; i < qData.length; i++) {
+        this.fallback(qData[i] as Uint8Array, qPort[i] ?? 0, qAddress[i] ?? '');
+        handed++;
+      }
+    } catch (e) {
+      // socket.send threw (the socket is closed, or connected): the rest of the batch is dropped, as
+      // each of its sends would have thrown too.
+      this.stats.fallbackErrors += total - handed;
+      throw e;
+    } finally {
+      if (this.destIndex.size > this.maxAddresses) {
+        this.destIndex.clear();
+        this.dests = [];
+      }
+    }
+  }
+
+  /** Resolves when every datagram handed to socket.send has left (or failed). */
+  idle(): Promise<void> {
+    if (this.sending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The socket's fd when the addon may send on it now, else -1: not bound, closed, connected (dgram then
+   * refuses an address), or dgram still has sends queued (the addon would overtake them). */
+  private nativeFd(): number {
+    if (!this.state) return -1;
+    const st = this.state();
+    const handle = st?.handle;
+    if (!st || !handle || st.connectState !== 0) return -1;
+    const fd = handle.fd;
+    if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) return -1;
+    if (this.socket.getSendQueueCount() !== 0) return -1;
+    return fd;
+  }
+
+  private fallback(data: Uint8Array, port: number, address: string): void {
+    this.sending++;
+    try {
+      this.socket.send(data, port, address, this.onSent);
+    } catch (e) {
+      this.sending--;
+      throw e;
+    }
+    this.stats.fallbackSent++;
+  }
+
+  /** For socket.send: an IPv4 literal on a udp6 socket goes to its IPv4-mapped form, as the addon sends it. */
+  private sendAddress(address: string): string {
+    return this.v6 && isIPv4(address) ? `::ffff:${address}` : address;
+  }
+
+  private dest(address: string, port: number): number {
+    const key = `${address}|${port}`;
+    const known = this.destIndex.get(key);
+    if (known !== undefined) return known;
+    const index = this.dests.length;
+    if (ADDR_STRIDE * (index + 1) > this.addrs.length) {
+      const grown = new Uint8Array(this.addrs.length * 2);
+      grown.set(this.addrs);
+      this.addrs = grown;
+    }
+    const packed = this.addon !== null && this.addon.packAddress(this.addrs, index, address, port, this.v6);
+    this.dests.push({ port, sendAddress: this.sendAddress(address), packed });
+    this.destIndex.set(key, index);
+    return index;
+  }
+}

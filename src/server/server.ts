@@ -27,6 +27,7 @@ import { Identities } from './identities.js';
 import type { Retention, Store } from '../store/store.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { LegacyGateway, type LegacyStats } from '../legacy/gateway.js';
+import { UdpBatchSender } from '../net/udp-batch.js';
 
 export interface ServerOptions {
   host?: string;
@@ -84,6 +85,8 @@ class StreamMap {
 
 export class ObrolServer {
   private readonly socket: dgram.Socket;
+  /** Everything one pump sends leaves in one sendmmsg call (dgram where the addon is not built). */
+  private readonly out: UdpBatchSender;
   private readonly endpoint: ServerEndpoint;
   readonly chat: ChatCore;
   /** Original-protocol clients, as chat sessions with negative ids; null unless enabled. */
@@ -99,8 +102,6 @@ export class ObrolServer {
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closed = false;
-  private sendsInFlight = 0;
-  private sendWaiters: (() => void)[] = [];
   readonly counters: ServerCounters = {
     datagramsIn: 0,
     datagramsOut: 0,
@@ -119,6 +120,7 @@ export class ObrolServer {
     opts: ServerOptions,
   ) {
     this.socket = socket;
+    this.out = new UdpBatchSender(socket);
     this.fingerprint = fingerprint(staticKey.publicKey);
     this.endpoint = new ServerEndpoint({
       ...opts.endpoint,
@@ -249,6 +251,7 @@ export class ObrolServer {
     for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
     // Bounded by what the chat queued in this pump; each poll removes one.
     for (let t = this.legacy?.pollTransmit() ?? null; t !== null; t = this.legacy?.pollTransmit() ?? null) this.sendTo(t.to, t.data);
+    this.out.flush();
     this.arm();
   }
 
@@ -324,10 +327,12 @@ export class ObrolServer {
   private sendTo(to: Address, data: Uint8Array): void {
     this.counters.datagramsOut++;
     this.counters.bytesOut += data.length;
-    this.sendsInFlight++;
-    this.socket.send(data, to.port, to.address, () => {
-      if (--this.sendsInFlight === 0) for (const w of this.sendWaiters.splice(0)) w();
-    });
+    this.out.push(data, to.port, to.address);
+  }
+
+  /** How datagrams leave: through the sendmmsg addon, or with dgram and why. */
+  get sendPath(): string {
+    return this.out.native ? 'sendmmsg' : `dgram (${this.out.fallbackReason ?? 'unknown'})`;
   }
 
   private arm(): void {
@@ -369,11 +374,10 @@ export class ObrolServer {
     const now = monoNow();
     for (const sid of this.endpoint.sessionIds()) this.endpoint.close(now, sid, CloseCode.ShuttingDown, 'server shutting down');
     for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
+    this.out.flush();
     this.closed = true;
     // Closing the socket would discard datagrams still queued in it: let the goodbyes leave first.
-    if (this.sendsInFlight > 0) {
-      await Promise.race([new Promise<void>((r) => this.sendWaiters.push(r)), new Promise((r) => setTimeout(r, 500))]);
-    }
+    if (this.out.inFlight > 0) await Promise.race([this.out.idle(), new Promise((r) => setTimeout(r, 500))]);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.sweeper) clearInterval(this.sweeper);

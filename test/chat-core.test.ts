@@ -431,3 +431,19 @@ test('presence: a big room hears joins and leaves in batches; the newcomer and t
   chat.disconnect(3, LeaveReason.Quit, '', 4000);
   assert.deepEqual(take(1), [{ type: 'left', room: '#lobby', name: 'u3', why: LeaveReason.Quit, reason: '', ts: 4000 }]);
 });
+
+test('member lists: a join lists the first 100 members by folded name and counts the rest; /who lists them all, sorted', () => {
+  const { chat, take } = setup({ floodBurst: 1e6, floodRate: 1e6 });
+  const names = Array.from({ length: 250 }, (_, i) => `${'QwErTy'[i % 6]}user${(i * 7919) % 1000}`);
+  names.forEach((n, i) => assert.ok(chat.connect(i + 1, n, 0).ok));
+  const sorted = [...names].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1));
+  const replies = (sid: number) => take(sid).filter((m): m is Extract<ServerMsg, { type: 'members' }> => m.type === 'members');
+  const onJoin = replies(250);
+  assert.deepEqual(onJoin.flatMap((m) => m.members.map((x) => x.name)), sorted.slice(0, 100));
+  assert.equal(onJoin.at(-1)!.omitted, 150);
+  chat.handle(250, { type: 'who', ref: 9, room: '#lobby' }, 0);
+  const who = replies(250);
+  assert.deepEqual(who.flatMap((m) => m.members.map((x) => x.name)), sorted);
+  assert.equal(who.at(-1)!.omitted, 0);
+  assert.equal(who.at(-1)!.ref, 9);
+});

@@ -353,16 +353,27 @@ export class ChatCore {
 
   /** A room's members sorted by name, in pages, at most `max`; the last page carries `ref`. */
   private sendMembers(sid: SessionId, room: string, ref: number | null, max: number): void {
-    // Sorted by registry key (the folded name), computed once per member: every join lists the room.
-    const found: Member[] = [];
+    // The first `max` members by registry key (the folded name), kept sorted as the room is scanned: every
+    // join lists its room, so this is O(members) per join, not a sort of the whole room.
+    const best: Member[] = [];
+    let total = 0;
     for (const s of this.hub.members(room)) {
       const m = this.members.get(s);
-      if (m) found.push(m);
+      if (!m) continue;
+      total++;
+      if (best.length === max && !(m.key < best[max - 1]!.key)) continue;
+      let lo = 0;
+      let hi = best.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (best[mid]!.key < m.key) lo = mid + 1;
+        else hi = mid;
+      }
+      best.splice(lo, 0, m);
+      if (best.length > max) best.pop();
     }
-    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const all: MemberInfo[] = found.map((m) => ({ name: m.name, away: m.away !== '' }));
-    const listed = all.slice(0, max);
-    const omitted = all.length - listed.length;
+    const listed: MemberInfo[] = best.map((m) => ({ name: m.name, away: m.away !== '' }));
+    const omitted = total - listed.length;
     for (let i = 0; i === 0 || i < listed.length; i += MEMBERS_PER_REPLY) {
       const last = i + MEMBERS_PER_REPLY >= listed.length;
       this.deliver(sid, { type: 'members', ref: last ? ref : null, room, members: listed.slice(i, i + MEMBERS_PER_REPLY), last, omitted: last ? omitted : 0 });

@@ -145,3 +145,10 @@ test('rooms: checkRoom never throws; accepted rooms are NFC and within bounds', 
     { numRuns: 3000 },
   );
 });
+
+test('foldKey: the ASCII fast path folds exactly as NFC, lower case, NFC does', () => {
+  const slow = (s: string) => s.normalize('NFC').toLowerCase().normalize('NFC');
+  fc.assert(fc.property(fc.string({ unit: 'grapheme-ascii' }), (s) => assert.equal(foldKey(s), slow(s))), { numRuns: 2000 });
+  fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => assert.equal(foldKey(s), slow(s))), { numRuns: 2000 });
+  for (const s of ['ALICE', 'Émile', 'E\u0301MILE', 'ǅ', 'İstanbul', 'ß']) assert.equal(foldKey(s), slow(s));
+});

@@ -27,8 +27,11 @@ const BLANK = /^\p{White_Space}*$/u;
 
 /** The case-insensitive key under which a name or room is unique. Never throws. */
 export function foldKey(s: string): string {
+  // ASCII is its own NFC form, and lower-cases to ASCII: the common case skips both normalisations.
+  if (ASCII.test(s)) return s.toLowerCase();
   return s.normalize('NFC').toLowerCase().normalize('NFC');
 }
+const ASCII = /^[\x00-\x7f]*$/;
 
 function codePointLabel(ch: string): string {
   return 'U+' + (ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');

@@ -119,8 +119,8 @@ export class LegacyGateway {
   private nextSid = -1;
   private out: Transmit[] = [];
   private outHead = 0;
-  /** The last formatted line and its datagrams: a broadcast formats once for all legacy recipients. */
-  private cache: { line: string; datagrams: Uint8Array[] } | null = null;
+  /** The last line formatted, and the message it came from: a fan-out formats once, not once per member. */
+  private cache: { msg: ServerMsg; line: string; datagrams: Uint8Array[] } | null = null;
   readonly stats: LegacyStats = {
     datagramsIn: 0,
     datagramsOut: 0,
@@ -263,6 +263,8 @@ export class LegacyGateway {
   }
 
   private datagramsFor(msg: ServerMsg): Uint8Array[] {
+    // A fan-out hands every member the same object: format it once.
+    if (this.cache?.msg === msg) return this.cache.datagrams;
     if (msg.type === 'presence') {
       // The original protocol announces each join and leave on its own line.
       const each: ServerMsg[] = [
@@ -281,11 +283,14 @@ export class LegacyGateway {
       if (ev.type === 'message') body = ev.body;
     }
     if (line === null || line.length === 0) return [];
-    if (this.cache?.line === line) return this.cache.datagrams;
+    if (this.cache?.line === line) {
+      this.cache.msg = msg;
+      return this.cache.datagrams;
+    }
     // Continuation datagrams of a message repeat everything before the body: `<name>: ` or `* <name> `.
     const datagrams = body.length > 0 ? splitLine(line.slice(0, line.length - body.length), body) : splitLine('', line);
     if (datagrams.length > 1) this.stats.linesSplit++;
-    this.cache = { line, datagrams };
+    this.cache = { msg, line, datagrams };
     return datagrams;
   }
 

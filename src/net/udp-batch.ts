@@ -200,7 +200,8 @@ export class UdpBatchSender {
   private meta = new Uint32Array(3 * 256);
   private count = 0;
   // Destinations: "address|port" -> index into dests and addrs (addrs: ADDR_STRIDE bytes each).
-  private readonly destIndex = new Map<string, number>();
+  private readonly destIndex = new Map<string, Map<number, number>>();
+  private destCount = 0;
   private dests: Dest[] = [];
   private addrs = new Uint8Array(ADDR_STRIDE * 256);
   private readonly out = new Uint32Array(3);
@@ -353,8 +354,9 @@ export class UdpBatchSender {
       this.stats.fallbackErrors += total - handed;
       throw e;
     } finally {
-      if (this.destIndex.size > this.maxAddresses) {
+      if (this.destCount > this.maxAddresses) {
         this.destIndex.clear();
+        this.destCount = 0;
         this.dests = [];
       }
     }
@@ -396,8 +398,11 @@ export class UdpBatchSender {
   }
 
   private dest(address: string, port: number): number {
-    const key = `${address}|${port}`;
-    const known = this.destIndex.get(key);
+    // Keyed by the address string, then the port: callers pass the same string object for a peer each
+    // time, whose hash V8 keeps, where a fresh "address|port" key would be built and hashed per datagram.
+    let byPort = this.destIndex.get(address);
+    if (byPort === undefined) this.destIndex.set(address, (byPort = new Map()));
+    const known = byPort.get(port);
     if (known !== undefined) return known;
     const index = this.dests.length;
     if (ADDR_STRIDE * (index + 1) > this.addrs.length) {
@@ -407,7 +412,8 @@ export class UdpBatchSender {
     }
     const packed = this.addon !== null && this.addon.packAddress(this.addrs, index, address, port, this.v6);
     this.dests.push({ port, sendAddress: this.sendAddress(address), packed });
-    this.destIndex.set(key, index);
+    byPort.set(port, index);
+    this.destCount++;
     return index;
   }
 }

@@ -2,7 +2,7 @@
 // plain C (node_api.h only); src/net/udp-batch.ts wraps it and falls back to dgram when it is absent.
 //
 //   sendBatch(fd, data, meta, count, addrs[, out]) -> number processed
-//     fd     a bound, non-blocking UDP socket (checked with getsockopt SO_TYPE)
+//     fd     a bound UDP socket (checked: SO_TYPE, SO_DOMAIN, SO_PROTOCOL); sends never block
 //     data   Uint8Array: the datagrams back to back
 //     meta   Uint32Array or Int32Array: (offset, length, addressIndex) per datagram
 //     count  datagrams to send, meta.length >= 3 * count
@@ -187,11 +187,17 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
       return throw_range(env, "an address entry is neither AF_INET nor AF_INET6");
   }
 
-  /* The fd must be a datagram socket: sendmmsg on a stream socket would write into its byte stream. */
-  int so_type = 0;
+  /* The fd must be a UDP socket: sendmmsg on a stream socket would write into its byte stream, and on an
+   * ICMP datagram socket it would send pings. Three getsockopt calls per batch, not per datagram. */
+  int so_type = 0, so_domain = 0, so_protocol = 0;
   socklen_t so_len = sizeof so_type;
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &so_len) != 0) return throw_type(env, "fd is not an open socket");
-  if (so_type != SOCK_DGRAM) return throw_type(env, "fd is not a datagram socket");
+  so_len = sizeof so_domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &so_domain, &so_len) != 0) return throw_type(env, "fd is not an open socket");
+  so_len = sizeof so_protocol;
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &so_protocol, &so_len) != 0) return throw_type(env, "fd is not an open socket");
+  if (so_type != SOCK_DGRAM || (so_domain != AF_INET && so_domain != AF_INET6) || so_protocol != IPPROTO_UDP)
+    return throw_type(env, "fd is not a UDP socket");
 
   struct mmsghdr msgs[UDP_BATCH_CHUNK];
   struct iovec iov[UDP_BATCH_CHUNK];
@@ -208,7 +214,7 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
     for (size_t k = 0; k < n; k++) {
       size_t i = done + k;
       const uint8_t *a = addrs + (size_t)meta[3 * i + 2] * UDP_BATCH_STRIDE;
-      iov[k].iov_base = (void *)(data + meta[3 * i]);
+      iov[k].iov_base = data ? (void *)(data + meta[3 * i]) : NULL; /* NULL only with length 0 */
       iov[k].iov_len = meta[3 * i + 1];
       memset(&msgs[k], 0, sizeof msgs[k]);
       msgs[k].msg_hdr.msg_name = (void *)a;

@@ -5,6 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
@@ -380,6 +381,29 @@ test('the addon rejects bad arguments with TypeError or RangeError and sends not
   }
   assert.equal(readFileSync(join(dir, 'f')).length, 0);
   assert.throws(() => call(2 ** 31 - 1, data, meta, 2, addrs), TypeError, 'an fd that is not open');
+
+  // A connected TCP socket: sendmmsg would write the datagrams into its stream. TypeError, nothing written.
+  const tcpGot: Buffer[] = [];
+  const conns: net.Socket[] = [];
+  const server = net.createServer((c) => {
+    conns.push(c);
+    c.on('data', (d) => tcpGot.push(d));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  // Connections first, or server.close() would wait for them.
+  t.after(() => {
+    client.destroy();
+    for (const c of conns) c.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  await new Promise<void>((r) => client.once('connect', () => r()));
+  const tcpFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+  assert.ok(tcpFd >= 0);
+  assert.throws(() => call(tcpFd, data, meta, 2, addrs), TypeError);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(tcpGot.length, 0);
+  client.destroy();
 
   // packAddress.
   const pcall = (...args: unknown[]) => (a.packAddress as (...x: unknown[]) => boolean)(...args);

@@ -9,6 +9,8 @@ import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { loadUdpBatchAddon, udpBatchAddonError } from '../net/udp-batch.js';
+import { backend as cryptoBackend } from '../crypto/primitives.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuMicros, percentile, rssBytes, sharedNow } from './measure.js';
@@ -276,7 +278,9 @@ the table shows medians.`);
       settleMs: m('settleMs'),
     };
   });
-  const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;
+  // The obrol servers load the same modules: what they find here is what they run with.
+  const sendPath = process.env.OBROL_NO_SENDMMSG === '1' ? 'dgram (OBROL_NO_SENDMMSG=1)' : loadUdpBatchAddon() ? 'sendmmsg' : `dgram (${udpBatchAddonError() ?? ''})`;
+  const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}; obrol sends with ${sendPath}, AEAD and X25519 from ${cryptoBackend.name}`;
   console.log(`\n${o.clients} clients, ${o.senders} senders, ${o.rate} msg/s offered, ${o.bytes}-byte messages, ${o.seconds} s × ${n(values.runs, 3)} runs (medians); ${machine}\n`);
   console.log(table(medians));
   if (values.json) writeFileSync(values.json, JSON.stringify({ machine, options: o, runs: all, medians }, null, 2) + '\n');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { ServerEndpoint, type ServerEvent } from '../src/session/server-endpoint.js';
 import { ClientEndpoint, type ClientEvent } from '../src/session/client-endpoint.js';
 import { generateKeyPair } from '../src/crypto/noise.js';
-import { decodePacket, encodeHello } from '../src/wire/packet.js';
+import { decodePacket, encodeHello, PROTOCOL_VERSION, ResetCode } from '../src/wire/packet.js';
 import { COOKIE_WINDOW_MS, HELLO_PADDED_SIZE } from '../src/limits.js';
 import { utf8Bytes, utf8Text } from '../src/wire/buf.js';
 import type { Address } from '../src/session/address.js';
@@ -278,4 +278,22 @@ test('abuse limits: handshakes per IP per second and sessions per IP', () => {
   assert.equal(server.drops.get('handshake-rate'), 1);
   assert.equal(tryHandshake(4, 1000), 0xfa, 'the bucket refills');
   assert.equal(tryHandshake(5, 2000), 0xfe, 'a fourth pending session from one IP gets RESET busy');
+});
+
+test('a HELLO of another protocol version gets RESET "unsupported version", no larger than the HELLO; the client says so', () => {
+  const p = pair();
+  const hello = p.client.pollTransmit()!;
+  assert.equal(hello[1], PROTOCOL_VERSION);
+  const v1 = hello.slice();
+  v1[1] = 1; // version 1 lacked MSG_WHOLE and MSG_NEXT
+  p.server.handleDatagram(p.now, { address: '127.0.0.1', port: 40000 }, v1);
+  const reply = p.server.pollTransmit(p.now)!;
+  const d = decodePacket(reply.data);
+  assert.ok(d.ok && d.value.type === 'reset' && d.value.code === ResetCode.BadVersion);
+  assert.ok(reply.data.length <= v1.length);
+  assert.equal(p.server.sessionCount, 0);
+  p.client.handleDatagram(p.now, reply.data);
+  const closed = [...Array(10)].map(() => p.client.pollEvent()).find((e) => e?.type === 'closed');
+  assert.ok(closed && closed.type === 'closed' && closed.kind === 'version', JSON.stringify(closed));
+  assert.match(closed.reason, /does not speak this protocol version/);
 });

@@ -23,6 +23,7 @@ import {
   isObrolDatagram,
   writeDataHeader,
   DATA_HEADER_LEN,
+  PROTOCOL_VERSION,
   ResetCode,
   type Packet,
 } from '../src/wire/packet.js';
@@ -131,23 +132,23 @@ const cid = fc.uint8Array({ minLength: 8, maxLength: 8 });
 const packet: fc.Arbitrary<{ bytes: Uint8Array; want: Partial<Packet> }> = fc.oneof(
   fc.tuple(cid, fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 200 })).map(([c, k, n]) => ({
     bytes: encodeHello(c, k, n),
-    want: { type: 'hello', version: 1, cid: c, cookie: k, noise: n },
+    want: { type: 'hello', version: PROTOCOL_VERSION, cid: c, cookie: k, noise: n },
   })),
   fc.tuple(cid, fc.uint8Array({ maxLength: 64 })).map(([c, k]) => ({
     bytes: encodeCookie(c, k),
-    want: { type: 'cookie', version: 1, cid: c, cookie: k },
+    want: { type: 'cookie', version: PROTOCOL_VERSION, cid: c, cookie: k },
   })),
   fc.tuple(cid, cid, fc.uint8Array({ maxLength: 300 })).map(([c, s, n]) => ({
     bytes: encodeHsReply(c, s, n),
-    want: { type: 'hs-reply', version: 1, clientCid: c, serverCid: s, noise: n },
+    want: { type: 'hs-reply', version: PROTOCOL_VERSION, clientCid: c, serverCid: s, noise: n },
   })),
   fc.tuple(cid, fc.uint8Array({ maxLength: 300 })).map(([c, n]) => ({
     bytes: encodeHsFinish(c, n),
-    want: { type: 'hs-finish', version: 1, cid: c, noise: n },
+    want: { type: 'hs-finish', version: PROTOCOL_VERSION, cid: c, noise: n },
   })),
   fc.tuple(cid, fc.constantFrom(...Object.values(ResetCode))).map(([c, code]) => ({
     bytes: encodeReset(c, code),
-    want: { type: 'reset', version: 1, cid: c, code },
+    want: { type: 'reset', version: PROTOCOL_VERSION, cid: c, code },
   })),
   fc.tuple(cid, fc.constantFrom(0 as const, 1 as const), fc.integer({ min: 0, max: 0xffffffff }), fc.uint8Array({ minLength: 16, maxLength: 300 })).map(
     ([c, phase, pn, sealed]) => {

@@ -5,7 +5,8 @@
 import { HELLO_PADDED_SIZE } from '../limits.js';
 import { decodeWith, type Decoded, WireError, Writer } from './buf.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: MSG_WHOLE and MSG_NEXT frames (a version-1 peer could not read them, so it is told so by RESET). */
+export const PROTOCOL_VERSION = 2;
 export const CID_LEN = 8;
 /** Bytes before the ciphertext of a DATA packet: type, cid, packet number. Also its AEAD associated data. */
 export const DATA_HEADER_LEN = 1 + CID_LEN + 4;

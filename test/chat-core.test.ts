@@ -447,3 +447,70 @@ test('member lists: a join lists the first 100 members by folded name and counts
   assert.equal(who.at(-1)!.omitted, 0);
   assert.equal(who.at(-1)!.ref, 9);
 });
+
+test('join member pages: the cached first page always equals a full sort of the room, over any joins, parts, quits, renames and resumes', () => {
+  type Op = { k: 'join' | 'part' | 'quit' | 'nick' | 'resume'; who: number; room: number; name: number };
+  const op = fc.record({
+    k: fc.constantFrom<Op['k']>('join', 'join', 'join', 'part', 'quit', 'nick', 'resume'),
+    who: fc.nat({ max: 179 }),
+    room: fc.nat({ max: 1 }),
+    name: fc.nat({ max: 999 }),
+  });
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 1, maxLength: 300 }), (ops) => {
+      const { chat, take } = setup({ floodBurst: 1e9, floodRate: 1e9 });
+      const rooms = ['#big', '#small'];
+      const alive = new Map<number, string>(); // sid -> name
+      const inRoom = [new Set<number>(), new Set<number>()];
+      let nextSid = 1;
+      const fresh = (who: number) => `n${who}x${nextSid}`;
+      // 150 members in #big to begin with, so its first page is bounded.
+      for (let i = 0; i < 150; i++) {
+        const sid = nextSid++;
+        const name = `Pre${(i * 37) % 150}`;
+        assert.ok(chat.connect(sid, name, 0).ok);
+        alive.set(sid, name);
+        chat.handle(sid, { type: 'join', ref: 1, room: '#big', since: null }, 0);
+        inRoom[0]!.add(sid);
+      }
+      for (const sid of alive.keys()) take(sid);
+      for (const o of ops) {
+        const sids = [...alive.keys()];
+        const sid = sids.length > 0 ? sids[o.who % sids.length]! : -1;
+        if (o.k === 'join' || sid === -1) {
+          const s = nextSid++;
+          const name = fresh(o.who);
+          assert.ok(chat.connect(s, name, 0).ok);
+          alive.set(s, name);
+          take(s);
+          chat.handle(s, { type: 'join', ref: 2, room: rooms[o.room]!, since: null }, 0);
+          inRoom[o.room]!.add(s);
+          const pages = take(s).filter((m): m is Extract<ServerMsg, { type: 'members' }> => m.type === 'members' && m.room === rooms[o.room]);
+          const want = [...inRoom[o.room]!].map((x) => alive.get(x)!).sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : a.toLowerCase() > b.toLowerCase() ? 1 : 0));
+          assert.deepEqual(pages.flatMap((p) => p.members.map((x) => x.name)), want.slice(0, 100));
+          assert.equal(pages.at(-1)!.omitted, Math.max(0, want.length - 100));
+        } else if (o.k === 'part') {
+          chat.handle(sid, { type: 'part', ref: 3, room: rooms[o.room]!, reason: '' }, 0);
+          inRoom[o.room]!.delete(sid);
+        } else if (o.k === 'quit') {
+          chat.disconnect(sid, LeaveReason.Quit, '', 0);
+          alive.delete(sid);
+          inRoom[0]!.delete(sid);
+          inRoom[1]!.delete(sid);
+        } else if (o.k === 'nick') {
+          const name = `R${o.name}`;
+          chat.handle(sid, { type: 'nick', ref: 4, name }, 0);
+          if (chat.nameOf(sid) === name) alive.set(sid, name);
+        } else {
+          const s = nextSid++;
+          assert.ok(chat.resume(s, sid, 0).ok);
+          alive.set(s, alive.get(sid)!);
+          alive.delete(sid);
+          for (const r of inRoom) if (r.delete(sid)) r.add(s);
+        }
+        for (const x of alive.keys()) take(x);
+      }
+    }),
+    { numRuns: 40 },
+  );
+});

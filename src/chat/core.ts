@@ -83,6 +83,11 @@ const PAGE = { maxMessages: HISTORY_PAGE_MESSAGES, maxBytes: HISTORY_PAGE_BYTES 
 
 export class ChatCore {
   private readonly members = new Map<SessionId, Member>();
+  /** Per room (by folded name): the sessions of its first MEMBERS_PER_REPLY members by key, which every
+   * join is sent. Kept up to date as members join; null after a leave or a rename that may have changed
+   * it, rebuilt from the whole room on the next join. So a join into a room of N costs O(log N) and not a
+   * scan of N (100,000 joins into one room would otherwise be O(N²)). */
+  private readonly firstMembers = new Map<string, SessionId[] | null>();
   /** By room key. */
   private readonly presence = new Map<string, PendingPresence>();
   private readonly hub: Hub;
@@ -155,7 +160,9 @@ export class ChatCore {
     // Join before leaving, so a room the old session was alone in keeps its display name.
     for (const room of [...this.hub.roomsOf(oldSid)]) {
       this.hub.join(room, newSid);
+      this.noteJoin(room, newSid, m);
       this.hub.leave(room, oldSid);
+      this.noteLeave(room, oldSid);
     }
     return { ok: true, name: m.name };
   }
@@ -209,6 +216,7 @@ export class ChatCore {
     const text = clampUtf8(reason, SHORT_TEXT_MAX_BYTES); // longer would fail every client's decode
     for (const room of [...this.hub.roomsOf(sid)]) {
       this.hub.leave(room, sid);
+      this.noteLeave(room, sid);
       this.announceLeave(room, m.name, { name: m.name, why, reason: text }, now);
     }
     this.registry.release(m.key, sid);
@@ -308,6 +316,7 @@ export class ChatCore {
       }
       shown = this.hub.roomName(room) ?? this.store.ensureRoom(key, room).name;
       this.hub.join(shown, sid);
+      this.noteJoin(shown, sid, m);
       this.announceJoin(shown, sid, m.name, now);
     }
     const rec = this.store.room(key);
@@ -328,6 +337,7 @@ export class ChatCore {
     // The leaver hears it at once, so it closes the room.
     this.deliver(sid, { type: 'left', room: shown, ...left, ts: now });
     this.hub.leave(shown, sid);
+    this.noteLeave(shown, sid);
     this.announceLeave(shown, m.name, left, now);
     this.deliver(sid, { type: 'ok', ref: msg.ref, text: `you left ${shown}` });
   }
@@ -353,31 +363,58 @@ export class ChatCore {
 
   /** A room's members sorted by name, in pages, at most `max`; the last page carries `ref`. */
   private sendMembers(sid: SessionId, room: string, ref: number | null, max: number): void {
-    // The first `max` members by registry key (the folded name), kept sorted as the room is scanned: every
-    // join lists its room, so this is O(members) per join, not a sort of the whole room.
-    const best: Member[] = [];
-    let total = 0;
-    for (const s of this.hub.members(room)) {
-      const m = this.members.get(s);
-      if (!m) continue;
-      total++;
-      if (best.length === max && !(m.key < best[max - 1]!.key)) continue;
-      let lo = 0;
-      let hi = best.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (best[mid]!.key < m.key) lo = mid + 1;
-        else hi = mid;
-      }
-      best.splice(lo, 0, m);
-      if (best.length > max) best.pop();
+    const roomKey = foldKey(room);
+    let sids = max === MEMBERS_PER_REPLY ? this.firstMembers.get(roomKey) : null;
+    if (!sids) {
+      sids = this.firstOf(room, max);
+      if (max === MEMBERS_PER_REPLY) this.firstMembers.set(roomKey, sids);
     }
-    const listed: MemberInfo[] = best.map((m) => ({ name: m.name, away: m.away !== '' }));
-    const omitted = total - listed.length;
+    const listed: MemberInfo[] = [];
+    for (const s of sids) {
+      const m = this.members.get(s);
+      if (m) listed.push({ name: m.name, away: m.away !== '' });
+    }
+    const omitted = Math.max(0, this.hub.members(room).size - listed.length);
     for (let i = 0; i === 0 || i < listed.length; i += MEMBERS_PER_REPLY) {
       const last = i + MEMBERS_PER_REPLY >= listed.length;
       this.deliver(sid, { type: 'members', ref: last ? ref : null, room, members: listed.slice(i, i + MEMBERS_PER_REPLY), last, omitted: last ? omitted : 0 });
     }
+  }
+
+  /** The sessions of a room's first `max` members by key (the folded name), by one bounded scan of it. */
+  private firstOf(room: string, max: number): SessionId[] {
+    const best: SessionId[] = [];
+    const keys: string[] = [];
+    for (const s of this.hub.members(room)) {
+      const m = this.members.get(s);
+      if (!m || (best.length === max && !(m.key < keys[max - 1]!))) continue;
+      const at = sortedIndex(keys, m.key);
+      best.splice(at, 0, s);
+      keys.splice(at, 0, m.key);
+      if (best.length > max) {
+        best.pop();
+        keys.pop();
+      }
+    }
+    return best;
+  }
+
+  /** A member joined `room`: it enters the cached first page if it sorts there. */
+  private noteJoin(room: string, sid: SessionId, m: Member): void {
+    const roomKey = foldKey(room);
+    const sids = this.firstMembers.get(roomKey);
+    if (!sids) return; // nothing cached: the next join scans the room
+    const keys = sids.map((s) => this.members.get(s)?.key ?? '');
+    if (sids.length === MEMBERS_PER_REPLY && !(m.key < keys[keys.length - 1]!)) return;
+    sids.splice(sortedIndex(keys, m.key), 0, sid);
+    if (sids.length > MEMBERS_PER_REPLY) sids.pop();
+  }
+
+  /** A member left `room`: if it was on the cached first page, the page needs the next member in line. */
+  private noteLeave(room: string, sid: SessionId): void {
+    const roomKey = foldKey(room);
+    if (this.hub.members(room).size === 0) this.firstMembers.delete(roomKey);
+    else if (this.firstMembers.get(roomKey)?.includes(sid)) this.firstMembers.set(roomKey, null);
   }
 
   private privateMessage(sid: SessionId, m: Member, msg: Cmd<'msg'>, now: number): void {
@@ -406,6 +443,7 @@ export class ChatCore {
     const old = m.name;
     m.name = check.name;
     m.key = check.key;
+    for (const room of this.hub.roomsOf(sid)) this.firstMembers.set(foldKey(room), null); // the order changed
     for (const room of this.hub.roomsOf(sid)) this.hub.publish(room, { type: 'nick', room, old, name: m.name, ts: now });
     this.deliver(sid, { type: 'nick', room: '', old, name: m.name, ts: now });
     this.deliver(sid, { type: 'ok', ref: msg.ref, text: `you are now known as ${m.name}` });
@@ -496,4 +534,16 @@ export function clampUtf8(s: string, max: number): string {
     end += ch.length;
   }
   return s.slice(0, end) + ELLIPSIS;
+}
+
+/** Where `key` goes in the ascending `keys` (after equal ones). */
+function sortedIndex(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (keys[mid]! <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

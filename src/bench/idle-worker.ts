@@ -144,7 +144,7 @@ const bump = (r: Record<string, number>, k: string): void => {
 };
 
 function reply(m: unknown): void {
-  process.send?.(m);
+  if (process.connected) process.send?.(m);
 }
 
 function verifyServerKey(k: Uint8Array): ServerKeyVerdict {
@@ -174,7 +174,7 @@ function route(b: Uint8Array): number {
   else if (t === PacketType.Reset) {
     // A RESET echoes our cid (answering HELLO) or the server's (answering DATA).
     const s = serverCids.get(Buffer.from(b.buffer, b.byteOffset + 2, CID_LEN).toString('latin1'));
-    if (s !== undefined) return s;
+    if (s !== undefined) return eps[s] === null ? -1 : s;
     off = 2;
   } else return -1;
   if (b[off] !== cidTag) return -1;

@@ -60,6 +60,9 @@ export interface IdleResult {
   handshakeP99Ms: number;
   /** Server CPU time per opened session while opening (handshake, registration, room join), µs. */
   serverCpuUsPerOpen: number;
+  /** CPU while opening, % of one core: the server's, and the generators' (all processes). */
+  openServerCpuPct: number;
+  openGeneratorCpuPct: number;
   settleMs: number;
   windowSeconds: number;
   /** Open at the end of the window, and of those, answered by the server within a keepalive period. */
@@ -93,6 +96,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function ask<T>(w: ChildProcess, m: ToIdleWorker, want: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
+    if (!w.connected) return reject(new Error(`generator ${w.pid} is gone`));
     const timer = setTimeout(() => {
       w.off('message', on);
       reject(new Error(`generator ${w.pid} did not answer ${m.type} within ${timeoutMs} ms`));
@@ -176,6 +180,16 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'obrol-idle-'));
   const workers: ChildProcess[] = [];
   let server: ChildProcess | null = null;
+  let stopping = false;
+  let workerDied: string | null = null;
+  const check = (): void => {
+    if (workerDied) throw new Error(workerDied);
+  };
+  // Should this process die without reaching `finally`, it takes its children with it.
+  const killAll = (): void => {
+    for (const p of [...workers, server]) if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
   try {
     const s = await startServer(o, dataDir);
     server = s.proc;
@@ -184,9 +198,19 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
     const rssBase = rssBytes(spid);
     let rssPeak = rssBase;
 
-    for (let i = 0; i < o.workers; i++) workers.push(fork(join(here, 'idle-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    for (let i = 0; i < o.workers; i++) {
+      const w = fork(join(here, 'idle-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      w.on('error', () => {
+        /* a send to a generator that died: its exit is what counts */
+      });
+      w.once('exit', (code, signal) => {
+        if (!stopping) workerDied ??= `generator ${i} (pid ${w.pid}) exited (${signal ?? code}) during the run`;
+      });
+      workers.push(w);
+    }
     const counts = workers.map((_, i) => Math.floor(o.sessions / o.workers) + (i < o.sessions % o.workers ? 1 : 0));
     const openCpu0 = cpuMicros(spid);
+    const openGen0 = workers.reduce((n, w) => n + cpuMicros(w.pid!), 0);
     const t0 = performance.now();
     const done = workers.map((w) => waitFor(w, 'opened', (o.openTimeoutS + 60) * 1000));
     for (let i = 0; i < workers.length; i++) {
@@ -212,11 +236,12 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
     let lastCpu = openCpu0;
     while (!allDone && performance.now() - t0 < (o.openTimeoutS + 60) * 1000) {
       await sleep(250);
+      check();
       rssPeak = Math.max(rssPeak, rssBytes(spid));
       if (!stopped && performance.now() - t0 > o.openTimeoutS * 1000) {
         stopped = true;
         log(`idle: opening deadline (${o.openTimeoutS} s) passed: no new handshakes; measuring what is open`);
-        for (const w of workers) w.send({ type: 'stop-opening' } satisfies ToIdleWorker);
+        for (const w of workers) if (w.connected) w.send({ type: 'stop-opening' } satisfies ToIdleWorker);
       }
       if (performance.now() - lastLog >= 5000 && !allDone) {
         const st = await Promise.all(workers.map((w) => ask<{ status: WorkerStatus }>(w, { type: 'status' }, 'status', 30_000)));
@@ -230,6 +255,8 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
     }
     if (!allDone) throw new Error('the generators did not finish opening');
     const openCpu1 = cpuMicros(spid);
+    const openGen1 = workers.reduce((n, w) => n + cpuMicros(w.pid!), 0);
+    const openUs = (performance.now() - t0) * 1000;
     const openedStatus = await Promise.all(workers.map((w) => ask<{ status: WorkerStatus }>(w, { type: 'status' }, 'status', 30_000)));
     const openedNow = openedStatus.reduce((n, x) => n + x.status.opened, 0);
     log(`idle: ${openedNow} of ${o.sessions} sessions open after ${((performance.now() - t0) / 1000).toFixed(1)} s; settling`);
@@ -253,6 +280,7 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
     let nextLog = w0 + 15_000;
     while (performance.now() < end) {
       await sleep(Math.min(1000, Math.max(0, end - performance.now())));
+      check();
       rssPeak = Math.max(rssPeak, rssBytes(spid));
       if (performance.now() >= nextLog && performance.now() < end - 1000) {
         const c = cpuMicros(spid);
@@ -300,6 +328,8 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
       handshakeP50Ms: percentile(hs, 50),
       handshakeP99Ms: percentile(hs, 99),
       serverCpuUsPerOpen: opened > 0 ? (openCpu1 - openCpu0) / opened : NaN,
+      openServerCpuPct: ((openCpu1 - openCpu0) / openUs) * 100,
+      openGeneratorCpuPct: ((openGen1 - openGen0) / openUs) * 100,
       settleMs,
       windowSeconds: windowS,
       alive,
@@ -324,6 +354,7 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
       heapSnapshotBytes,
     };
   } finally {
+    stopping = true;
     for (const w of workers) if (w.connected) w.send({ type: 'stop' } satisfies ToIdleWorker);
     await sleep(300);
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
@@ -337,6 +368,7 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
         await exited;
       }
     }
+    process.off('exit', killAll);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -406,7 +438,7 @@ export async function idleMain(argv: string[]): Promise<number> {
       workers: { type: 'string' },
       sockets: { type: 'string', default: '4' },
       rate: { type: 'string', default: '1000' },
-      inflight: { type: 'string', default: '200' },
+      inflight: { type: 'string', default: '100' },
       seconds: { type: 'string', default: '60' },
       rooms: { type: 'string', default: 'lobby' },
       keepalive: { type: 'string' },
@@ -438,7 +470,7 @@ export async function idleMain(argv: string[]): Promise<number> {
     workers: Math.floor(num('workers', values.workers, sessions > 20_000 ? 2 : 1, 1, 16)),
     sockets: Math.floor(num('sockets', values.sockets, 4, 1, 256)),
     rate,
-    inflight: Math.floor(num('inflight', values.inflight, 200, 1, 100_000)),
+    inflight: Math.floor(num('inflight', values.inflight, 100, 1, 100_000)),
     seconds: num('seconds', values.seconds, 60, 1, 86_400),
     keepaliveMs: num('keepalive', values.keepalive, KEEPALIVE_MS / 1000, 0.1, 3600) * 1000,
     idleTimeoutS: Math.floor(num('idle-timeout', values['idle-timeout'], IDLE_TIMEOUT_MS / 1000, 1, 86_400)),
@@ -457,7 +489,7 @@ export async function idleMain(argv: string[]): Promise<number> {
   const closed = Object.entries(r.closedAfterOpen).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   const fails = Object.entries(r.failures).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   console.log(
-    `\nopening: ${f(r.openSeconds, 1)} s, ${f(r.serverCpuUsPerOpen, 0)} µs of server CPU per session; failed handshakes: ${fails}; settle ${f(r.settleMs / 1000, 1)} s` +
+    `\nopening: ${f(r.openSeconds, 1)} s, ${f(r.serverCpuUsPerOpen, 0)} µs of server CPU per session; server ${f(r.openServerCpuPct, 0)}% and generators ${f(r.openGeneratorCpuPct, 0)}% CPU; failed handshakes: ${fails}; settle ${f(r.settleMs / 1000, 1)} s` +
       `\nserver RSS: ${f(r.serverRssBaseMiB, 0)} MiB before the sessions, peak ${f(r.serverRssPeakMiB, 0)} MiB; closes after opening: ${closed}; longest silence ${f(r.maxSilenceMs / 1000, 1)} s` +
       `\ngenerators: ${f(r.generatorRssMiB, 0)} MiB RSS, timer late by up to ${f(r.timerLateMaxMs, 0)} ms (${r.timerLateOver1s} deadlines over 1 s); ${r.windowMessages} messages to idle sessions in the window`,
   );

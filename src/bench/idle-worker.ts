@@ -50,6 +50,8 @@ export interface WorkerStatus {
   failed: number;
   inflight: number;
   alive: number;
+  /** Application messages received by open sessions so far (presence and the like). */
+  messages: number;
 }
 
 export interface WorkerReport {
@@ -131,6 +133,7 @@ let markAt = 0;
 let markSent = 0;
 let markReceived = 0;
 let windowMessages = 0;
+let messagesAfterOpen = 0;
 let lateMax = 0;
 let lateOver100 = 0;
 let lateOver1s = 0;
@@ -246,6 +249,7 @@ function service(i: number, t: number): void {
   for (let ev = ep.pollEvent(); ev !== null; ev = ep.pollEvent()) {
     if (ev.type === 'message') {
       if (state[i] !== CONNECTING) {
+        messagesAfterOpen++;
         if (measuring) windowMessages++;
         continue; // an idle session does not read what it is told
       }
@@ -358,7 +362,7 @@ function onDatagram(msg: Buffer): void {
 function status(): WorkerStatus {
   let alive = 0;
   for (let i = 0; i < nextToStart; i++) if (state[i] === OPEN) alive++;
-  return { started: nextToStart, opened, failed, inflight, alive };
+  return { started: nextToStart, opened, failed, inflight, alive, messages: messagesAfterOpen };
 }
 
 function packetTotals(): { sent: number; received: number } {

@@ -90,9 +90,13 @@ export interface IdleResult {
   timerLateMaxMs: number;
   timerLateOver1s: number;
   heapSnapshotBytes: number | null;
+  /** The processes the run started (all stopped when it returns). */
+  pids: { server: number; workers: number[] };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A guard for a race: it must not keep the process alive once the race is won. */
+const guard = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 function ask<T>(w: ChildProcess, m: ToIdleWorker, want: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -261,13 +265,19 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
     const openedNow = openedStatus.reduce((n, x) => n + x.status.opened, 0);
     log(`idle: ${openedNow} of ${o.sessions} sessions open after ${((performance.now() - t0) / 1000).toFixed(1)} s; settling`);
 
-    // Let the server finish what the opening left it (presence batches, acks) before the window.
+    // Let the server finish what the opening left it (presence batches to the sessions) before the window:
+    // idle means the sessions receive nothing but acks, for 1 s running.
     const settleStart = performance.now();
+    const messages = async (): Promise<number> =>
+      (await Promise.all(workers.map((w) => ask<{ status: WorkerStatus }>(w, { type: 'status' }, 'status', 30_000)))).reduce((n, x) => n + x.status.messages, 0);
+    let seen = await messages();
     for (let quiet = 0; quiet < 2 && performance.now() - settleStart < 60_000; ) {
-      const c0 = cpuMicros(spid);
       await sleep(500);
+      check();
       rssPeak = Math.max(rssPeak, rssBytes(spid));
-      quiet = cpuMicros(spid) - c0 < 0.2 * 500_000 ? quiet + 1 : 0;
+      const now = await messages();
+      quiet = now === seen ? quiet + 1 : 0;
+      seen = now;
     }
     const settleMs = performance.now() - settleStart;
 
@@ -352,18 +362,26 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
       timerLateMaxMs: Math.max(...reports.map((r) => r.timerLateMaxMs)),
       timerLateOver1s: sum('timerLateOver1s'),
       heapSnapshotBytes,
+      pids: { server: spid, workers: workers.map((w) => w.pid!) },
     };
   } finally {
     stopping = true;
     for (const w of workers) if (w.connected) w.send({ type: 'stop' } satisfies ToIdleWorker);
     await sleep(300);
-    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+    await Promise.all(
+      workers.map(async (w) => {
+        if (w.exitCode !== null || w.signalCode !== null) return;
+        const exited = new Promise((r) => w.once('exit', r));
+        w.kill('SIGKILL');
+        await Promise.race([exited, guard(5000)]);
+      }),
+    );
     if (server && server.exitCode === null && server.signalCode === null) {
       const srv = server;
       const exited = new Promise((r) => srv.once('exit', r));
       srv.kill('SIGTERM');
       // A CPU profile is written on exit; give it time, then make sure.
-      if ((await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)])) === false) {
+      if ((await Promise.race([exited.then(() => true), guard(30_000).then(() => false)])) === false) {
         srv.kill('SIGKILL');
         await exited;
       }

@@ -353,14 +353,15 @@ export class ChatCore {
 
   /** A room's members sorted by name, in pages, at most `max`; the last page carries `ref`. */
   private sendMembers(sid: SessionId, room: string, ref: number | null, max: number): void {
-    const all: MemberInfo[] = [];
+    // Only the first `max` names are sent: pick them without sorting the whole room (and without lower-casing
+    // names inside a comparator), or every join into a room of N members would sort N names.
+    const first = new FirstByKey<Member>(max);
     for (const s of this.hub.members(room)) {
       const m = this.members.get(s);
-      if (m) all.push({ name: m.name, away: m.away !== '' });
+      if (m) first.offer(m.name.toLowerCase(), m);
     }
-    all.sort((a, b) => (a.name.toLowerCase() < b.name.toLowerCase() ? -1 : 1));
-    const listed = all.slice(0, max);
-    const omitted = all.length - listed.length;
+    const listed: MemberInfo[] = first.sorted().map((m) => ({ name: m.name, away: m.away !== '' }));
+    const omitted = first.seen - listed.length;
     for (let i = 0; i === 0 || i < listed.length; i += MEMBERS_PER_REPLY) {
       const last = i + MEMBERS_PER_REPLY >= listed.length;
       this.deliver(sid, { type: 'members', ref: last ? ref : null, room, members: listed.slice(i, i + MEMBERS_PER_REPLY), last, omitted: last ? omitted : 0 });
@@ -460,6 +461,61 @@ export class ChatCore {
 
   private error(sid: SessionId, code: ErrorCode, text: string, ref: number | null): void {
     this.deliver(sid, { type: 'error', code, text: clampUtf8(text, SHORT_TEXT_MAX_BYTES), ref });
+  }
+}
+
+/**
+ * The `max` items with the smallest keys, in key order, from a stream of any length: a max-heap of at most
+ * `max` entries, O(n log max) instead of sorting all n. Equal keys keep no particular order.
+ */
+export class FirstByKey<T> {
+  private readonly keys: string[] = [];
+  private readonly items: T[] = [];
+  /** Items offered so far. */
+  seen = 0;
+
+  constructor(private readonly max: number) {}
+
+  offer(key: string, item: T): void {
+    this.seen++;
+    const k = this.keys;
+    const v = this.items;
+    if (k.length < this.max) {
+      // Sift up from the end.
+      let i = k.length;
+      k.push(key);
+      v.push(item);
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (k[p]! >= key) break;
+        k[i] = k[p]!;
+        v[i] = v[p]!;
+        i = p;
+      }
+      k[i] = key;
+      v[i] = item;
+      return;
+    }
+    if (k.length === 0 || key >= k[0]!) return;
+    // Replace the largest and sift down.
+    const n = k.length;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && k[c + 1]! > k[c]!) c++;
+      if (k[c]! <= key) break;
+      k[i] = k[c]!;
+      v[i] = v[c]!;
+      i = c;
+    }
+    k[i] = key;
+    v[i] = item;
+  }
+
+  sorted(): T[] {
+    const order = this.keys.map((_, i) => i).sort((a, b) => (this.keys[a]! < this.keys[b]! ? -1 : this.keys[a]! > this.keys[b]! ? 1 : 0));
+    return order.map((i) => this.items[i]!);
   }
 }
 

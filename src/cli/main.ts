@@ -12,6 +12,7 @@ usage: obrol serve [options]              run a server (default port 6789)
        obrol join NAME@HOST[:PORT] [...]  chat; line mode when stdin is not a terminal
        obrol proxy --listen PORT --to HOST:PORT [...]  a UDP impairment proxy for testing
        obrol bench [...]                  fan-out benchmark against C and Node relays (docs/PERFORMANCE.md)
+       obrol bench idle [...]             N idle sessions: server memory and keepalive CPU
        obrol --version
 
 Run \`obrol COMMAND --help\` for a command's options.
@@ -36,6 +37,7 @@ async function main(argv: string[]): Promise<number> {
       return proxyMain(rest);
     case 'bench':
       // Loaded on demand: the harness is not needed to chat.
+      if (rest[0] === 'idle') return (await import('../bench/idle.js')).idleMain(rest.slice(1));
       return (await import('../bench/harness.js')).benchMain(rest);
     case '--version':
     case '-v':

@@ -213,7 +213,8 @@ export class ServerEndpoint {
       kind: 'pending',
       cid,
       cidKey: hex(cid),
-      clientCid: p.cid,
+      // A copy: p.cid is a view into the 1200-byte HELLO datagram, which the session would keep alive.
+      clientCid: p.cid.slice(),
       addr: from,
       hs,
       reply: encodeHsReply(p.cid, cid, reply),

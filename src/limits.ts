@@ -36,6 +36,9 @@ export const LIST_MAX_ITEMS = 1000;
 
 /** Longest the receiver holds back an ack (RFC 9000 max_ack_delay is 25 ms). */
 export const MAX_ACK_DELAY_MS = 25;
+/** Delayed acks fall due on a grid of this many ms (never later than MAX_ACK_DELAY_MS): thousands of idle
+ * sessions' keepalives are then acknowledged in batches, one timer and one sendmmsg for many. */
+export const ACK_TIMER_SLOT_MS = 10;
 /** Ack at once after this many ack-eliciting packets (QUIC's default is 2; higher cuts acks in busy rooms). */
 export const ACK_EVERY_PACKETS = 4;
 /** Packet-threshold loss detection (RFC 9002 kPacketThreshold). */

@@ -102,6 +102,16 @@ export class ObrolServer {
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closed = false;
+  private flushQueued: NodeJS.Immediate | null = null;
+  private readonly flushNow = (): void => {
+    this.flushQueued = null;
+    try {
+      this.out.flush();
+    } catch (e) {
+      this.counters.internalErrors++; // the socket closed under us: nothing left to send on it
+      if (process.env.OBROL_DEBUG) console.error(e);
+    }
+  };
   readonly counters: ServerCounters = {
     datagramsIn: 0,
     datagramsOut: 0,
@@ -251,7 +261,9 @@ export class ObrolServer {
     for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
     // Bounded by what the chat queued in this pump; each poll removes one.
     for (let t = this.legacy?.pollTransmit() ?? null; t !== null; t = this.legacy?.pollTransmit() ?? null) this.sendTo(t.to, t.data);
-    this.out.flush();
+    // Flushed once the event loop has run every datagram it read in this turn (libuv reads up to 32 per
+    // socket): the replies to a burst of packets, say many sessions' keepalives, share one sendmmsg call.
+    if (this.out.pending > 0 && this.flushQueued === null) this.flushQueued = setImmediate(this.flushNow);
     this.arm();
   }
 
@@ -374,7 +386,8 @@ export class ObrolServer {
     const now = monoNow();
     for (const sid of this.endpoint.sessionIds()) this.endpoint.close(now, sid, CloseCode.ShuttingDown, 'server shutting down');
     for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
-    this.out.flush();
+    if (this.flushQueued !== null) clearImmediate(this.flushQueued);
+    this.flushNow();
     this.closed = true;
     // Closing the socket would discard datagrams still queued in it: let the goodbyes leave first.
     if (this.out.inFlight > 0) await Promise.race([this.out.idle(), new Promise((r) => setTimeout(r, 500))]);

@@ -15,6 +15,7 @@
 
 import {
   ACK_EVERY_PACKETS,
+  ACK_TIMER_SLOT_MS,
   CLOSING_LINGER_MS,
   INITIAL_CWND_PACKETS,
   INITIAL_RTT_MS,
@@ -412,7 +413,9 @@ export class Connection {
     }
     if (elicits) {
       this.ackElicitingUnacked++;
-      if (this.ackDeadline === null) this.ackDeadline = now + MAX_ACK_DELAY_MS;
+      // On a grid of ACK_TIMER_SLOT_MS, never later than MAX_ACK_DELAY_MS: a server's delayed acks to many
+      // sessions then fall due together and leave in one batch, not one timer and one system call each.
+      if (this.ackDeadline === null) this.ackDeadline = Math.max(now, Math.floor((now + MAX_ACK_DELAY_MS) / ACK_TIMER_SLOT_MS) * ACK_TIMER_SLOT_MS);
       // Ack at once when a gap appears, so the sender detects the loss quickly.
       if (this.ackElicitingUnacked >= ACK_EVERY_PACKETS || outOfOrder) this.ackNow = true;
     }

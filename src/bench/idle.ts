@@ -192,6 +192,7 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
   // Should this process die without reaching `finally`, it takes its children with it.
   const killAll = (): void => {
     for (const p of [...workers, server]) if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
   };
   process.once('exit', killAll);
   try {
@@ -497,6 +498,8 @@ export async function idleMain(argv: string[]): Promise<number> {
     profileDir: values.profile,
     heapSnapshotDir: values['heap-snapshot'],
   };
+  // Interrupted: exit, so the run's exit hook stops the server and the generators.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(sig === 'SIGINT' ? 130 : 143));
   if (o.seconds * 1000 <= o.idleTimeoutS * 1000) console.error(`idle: note: a ${o.seconds} s window is not longer than the ${o.idleTimeoutS} s idle timeout`);
   const r = await runIdle(o);
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;

@@ -8,10 +8,10 @@
 // the server within the last keepalive period). Also the handshake rate reached while opening.
 
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { IDLE_TIMEOUT_MS, KEEPALIVE_MS, MAX_SESSIONS } from '../limits.js';
 import { cpuMicros, percentile, rssBytes } from './measure.js';
@@ -41,6 +41,8 @@ export interface IdleOptions {
   profileDir?: string;
   /** Take a heap snapshot of the server here after the window. */
   heapSnapshotDir?: string;
+  /** After the window, read the server's memory (V8 heap, external) before and after a full GC. */
+  heapStats?: boolean;
   log?: (line: string) => void;
 }
 
@@ -90,6 +92,8 @@ export interface IdleResult {
   timerLateMaxMs: number;
   timerLateOver1s: number;
   heapSnapshotBytes: number | null;
+  /** --heap-stats: the server's process.memoryUsage() before and after a full GC, at the end of the window. */
+  serverMemory: { base: NodeJS.MemoryUsage; before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage } | null;
   /** The processes the run started (all stopped when it returns). */
   pids: { server: number; workers: number[] };
 }
@@ -141,12 +145,17 @@ function startServer(o: IdleOptions, dataDir: string): Promise<{ proc: ChildProc
   const node: string[] = [];
   if (o.profileDir) node.push('--cpu-prof', '--cpu-prof-dir', resolve(o.profileDir));
   if (o.heapSnapshotDir) node.push('--heapsnapshot-signal=SIGUSR2');
+  else if (o.heapStats) node.push('--expose-gc', '--import', pathToFileURL(join(here, 'heap-probe.js')).href);
   // Every session comes from 127.0.0.1 at a generator's pace: lift the per-IP limits (flags, not defaults).
   const args = [
     ...node, CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--memory',
     '--sessions-per-ip', '1000000', '--handshakes-per-ip', '1000000', '--idle-timeout', String(o.idleTimeoutS),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], cwd: o.heapSnapshotDir ? resolve(o.heapSnapshotDir) : dataDir });
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: o.heapSnapshotDir ? resolve(o.heapSnapshotDir) : dataDir,
+    env: { ...process.env, OBROL_HEAP_PROBE: join(dataDir, 'memory.jsonl') },
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
@@ -192,6 +201,7 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
   // Should this process die without reaching `finally`, it takes its children with it.
   const killAll = (): void => {
     for (const p of [...workers, server]) if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
   };
   process.once('exit', killAll);
   try {
@@ -201,6 +211,8 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
     await sleep(500);
     const rssBase = rssBytes(spid);
     let rssPeak = rssBase;
+    const probeFile = join(dataDir, 'memory.jsonl');
+    const memBase = o.heapStats && !o.heapSnapshotDir ? await memoryProbe(server, probeFile, 0) : null;
 
     for (let i = 0; i < o.workers; i++) {
       const w = fork(join(here, 'idle-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -307,6 +319,9 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
 
     let heapSnapshotBytes: number | null = null;
     if (o.heapSnapshotDir) heapSnapshotBytes = await heapSnapshot(server, resolve(o.heapSnapshotDir), log);
+    let serverMemory: IdleResult['serverMemory'] = null;
+    const memEnd = memBase ? await memoryProbe(server, probeFile, 1) : null;
+    if (memBase && memEnd) serverMemory = { base: memBase.after, before: memEnd.before, after: memEnd.after };
 
     const sum = (k: keyof WorkerReport): number => reports.reduce((n, r) => n + (r[k] as number), 0);
     const failures: Record<string, number> = {};
@@ -362,6 +377,7 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
       timerLateMaxMs: Math.max(...reports.map((r) => r.timerLateMaxMs)),
       timerLateOver1s: sum('timerLateOver1s'),
       heapSnapshotBytes,
+      serverMemory,
       pids: { server: spid, workers: workers.map((w) => w.pid!) },
     };
   } finally {
@@ -389,6 +405,18 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
     process.off('exit', killAll);
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** SIGUSR2 to heap-probe.js: the server's memory before and after a full GC (the probe's `n`th line). */
+async function memoryProbe(server: ChildProcess, file: string, n: number): Promise<{ before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage } | null> {
+  server.kill('SIGUSR2');
+  for (const t0 = performance.now(); performance.now() - t0 < 60_000; ) {
+    await sleep(250);
+    if (!existsSync(file)) continue;
+    const line = readFileSync(file, 'utf8').split('\n')[n];
+    if (line) return JSON.parse(line) as { before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage };
+  }
+  return null;
 }
 
 /** SIGUSR2 (--heapsnapshot-signal): waits for the snapshot file to stop growing; its size in bytes. */
@@ -432,7 +460,7 @@ export function idleTable(rows: IdleResult[]): string {
 
 export const IDLE_USAGE = `usage: obrol bench idle [--sessions N] [--workers W] [--sockets S] [--rate R] [--inflight K]
                         [--seconds D] [--rooms lobby|none|K] [--keepalive SECONDS] [--idle-timeout SECONDS]
-                        [--open-timeout SECONDS] [--json FILE] [--profile DIR] [--heap-snapshot DIR]
+                        [--open-timeout SECONDS] [--json FILE] [--profile DIR] [--heap-snapshot DIR] [--heap-stats]
 
 Starts \`obrol serve\` on 127.0.0.1 and opens N idle sessions to it from W generator processes (S UDP
 sockets each, sessions multiplexed over them by connection id), at most R handshakes per second in total
@@ -446,7 +474,8 @@ core), sessions still alive, generator CPU; and the handshake rate reached while
   --keepalive S   the clients' keepalive interval (default ${KEEPALIVE_MS / 1000})
   --idle-timeout S  the server's --idle-timeout and the clients' (default ${IDLE_TIMEOUT_MS / 1000})
   --profile DIR   the server writes a V8 CPU profile to DIR when it stops
-  --heap-snapshot DIR  a heap snapshot of the server after the window, in DIR`;
+  --heap-snapshot DIR  a heap snapshot of the server after the window, in DIR
+  --heap-stats    the server's V8 heap and external memory after the window, before and after a full GC`;
 
 export async function idleMain(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -465,6 +494,7 @@ export async function idleMain(argv: string[]): Promise<number> {
       json: { type: 'string' },
       profile: { type: 'string' },
       'heap-snapshot': { type: 'string' },
+      'heap-stats': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -496,7 +526,10 @@ export async function idleMain(argv: string[]): Promise<number> {
     openTimeoutS: num('open-timeout', values['open-timeout'], Math.ceil((sessions / rate) * 3 + 60), 1, 86_400),
     profileDir: values.profile,
     heapSnapshotDir: values['heap-snapshot'],
+    heapStats: values['heap-stats'] === true,
   };
+  // Interrupted: exit, so the run's exit hook stops the server and the generators.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(sig === 'SIGINT' ? 130 : 143));
   if (o.seconds * 1000 <= o.idleTimeoutS * 1000) console.error(`idle: note: a ${o.seconds} s window is not longer than the ${o.idleTimeoutS} s idle timeout`);
   const r = await runIdle(o);
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;
@@ -511,6 +544,15 @@ export async function idleMain(argv: string[]): Promise<number> {
       `\nserver RSS: ${f(r.serverRssBaseMiB, 0)} MiB before the sessions, peak ${f(r.serverRssPeakMiB, 0)} MiB; closes after opening: ${closed}; longest silence ${f(r.maxSilenceMs / 1000, 1)} s` +
       `\ngenerators: ${f(r.generatorRssMiB, 0)} MiB RSS, timer late by up to ${f(r.timerLateMaxMs, 0)} ms (${r.timerLateOver1s} deadlines over 1 s); ${r.windowMessages} messages to idle sessions in the window`,
   );
+  const m = r.serverMemory;
+  if (m) {
+    const mib = (x: number): string => f(x / 2 ** 20, 0);
+    console.log(
+      `server memory: RSS ${mib(m.before.rss)} MiB; V8 heap ${mib(m.before.heapUsed)} MiB used of ${mib(m.before.heapTotal)} committed, ${mib(m.after.heapUsed)} MiB live after a full GC` +
+        ` (${f((m.after.heapUsed - m.base.heapUsed) / Math.max(1, r.alive), 0)} B per session over ${mib(m.base.heapUsed)} MiB before the sessions);` +
+        ` outside the heap: external ${mib(m.before.external)} MiB (array buffers ${mib(m.before.arrayBuffers)} MiB); RSS after the GC ${mib(m.after.rss)} MiB`,
+    );
+  }
   if (values.json) writeFileSync(values.json, JSON.stringify({ machine, options: { ...o, log: undefined }, result: r }, null, 2) + '\n');
   const ok = r.opened === r.sessions && r.alive === r.opened && r.heardRecently === r.alive;
   return ok ? 0 : 1;

@@ -70,6 +70,16 @@ export const MAX_STREAMS = 256;
 /** Packet numbers are 32-bit and never wrap: a session closes before this (years at chat rates). */
 export const MAX_PACKET_NUMBER = 0xffff_ffff;
 
+// ---- Batched sends (src/net/udp-batch.ts) ----------------------------------------------------------
+
+/** Datagrams queued before a batch is flushed early: a 1,000-member fan-out and its acks fit in one. */
+export const UDP_BATCH_MAX_DATAGRAMS = 4096;
+/** Bytes queued before a batch is flushed early: bounds the reused arena, the socket's buffer is 4 MiB too. */
+export const UDP_BATCH_MAX_BYTES = 4 << 20;
+/** Packed destination addresses cached between flushes; past it the cache starts again (bounds memory
+ * under a spread of spoofed sources). */
+export const UDP_BATCH_MAX_ADDRESSES = 16_384;
+
 // ---- Session: liveness -----------------------------------------------------------------------
 
 /** Send a keepalive after this much idleness: well under the usual 30 s NAT binding timeout. */

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { UDP_BATCH_MAX_ADDRESSES, UDP_BATCH_MAX_BYTES, UDP_BATCH_MAX_DATAGRAMS } from '../limits.js';
 
 /** The addon's exports (see native/udp_batch.c for the exact contract). */
 export interface UdpBatchAddon {
@@ -110,11 +111,11 @@ function socketType(socket: dgram.Socket): 'udp4' | 'udp6' | null {
 export interface UdpBatchOptions {
   /** false: always send with dgram. Default: the addon if it loads, unless OBROL_NO_SENDMMSG=1. */
   native?: boolean;
-  /** push() flushes first when this many datagrams are queued (default 4096). */
+  /** push() flushes first when this many datagrams are queued (default UDP_BATCH_MAX_DATAGRAMS). */
   maxBatch?: number;
-  /** push() flushes first when the queued datagrams would exceed this many bytes (default 4 MiB). */
+  /** push() flushes first when the queued datagrams would exceed this many bytes (default UDP_BATCH_MAX_BYTES). */
   maxBatchBytes?: number;
-  /** Packed destination addresses kept between flushes; past it the cache is emptied (default 16384). */
+  /** Packed destination addresses kept between flushes; past it the cache is emptied (default UDP_BATCH_MAX_ADDRESSES). */
   maxAddresses?: number;
   /** For tests: an addon to use instead of build/udp_batch.node. */
   addon?: UdpBatchAddon;
@@ -151,9 +152,6 @@ interface Dest {
   packed: boolean;
 }
 
-const DEFAULT_MAX_BATCH = 4096;
-const DEFAULT_MAX_BATCH_BYTES = 4 << 20;
-const DEFAULT_MAX_ADDRESSES = 16384;
 
 /** A copy of data, from Buffer's pool when small (much cheaper than a new ArrayBuffer per datagram). */
 function copyOf(data: Uint8Array): Uint8Array {
@@ -222,9 +220,9 @@ export class UdpBatchSender {
 
   constructor(socket: dgram.Socket, opts: UdpBatchOptions = {}) {
     this.socket = socket;
-    this.maxBatch = positiveInt(opts.maxBatch, DEFAULT_MAX_BATCH, 'maxBatch');
-    this.maxBatchBytes = positiveInt(opts.maxBatchBytes, DEFAULT_MAX_BATCH_BYTES, 'maxBatchBytes');
-    this.maxAddresses = positiveInt(opts.maxAddresses, DEFAULT_MAX_ADDRESSES, 'maxAddresses');
+    this.maxBatch = positiveInt(opts.maxBatch, UDP_BATCH_MAX_DATAGRAMS, 'maxBatch');
+    this.maxBatchBytes = positiveInt(opts.maxBatchBytes, UDP_BATCH_MAX_BYTES, 'maxBatchBytes');
+    this.maxAddresses = positiveInt(opts.maxAddresses, UDP_BATCH_MAX_ADDRESSES, 'maxAddresses');
     const type = socketType(socket);
     this.v6 = type === 'udp6';
     const wanted = opts.native ?? process.env.OBROL_NO_SENDMMSG !== '1';

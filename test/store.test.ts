@@ -138,6 +138,14 @@ test('store: retention by count keeps the newest per room, by age drops the old;
     assert.deepEqual(all(s, '#dev'), []);
     assert.equal(s.appendMessage(dev, m(20_000, 'after'), none).id, 4, 'an emptied room keeps counting');
     assert.equal(s.appendPrivate({ ...m(20_000, 'p7'), to: 'bob' }, none, null).id, 7);
+    s.close();
+    // Reopened: the count goes on from what was appended after the last prune, and from what a prune emptied.
+    const s2 = open();
+    assert.equal(s2.appendMessage(dev, m(21_000, 'reopened'), none).id, 5);
+    assert.equal(s2.prune(100_000, { maxMessages: 0, maxAgeMs: 1_000 }), 2 + 2 + 1);
+    assert.deepEqual(all(s2, '#dev'), []);
+    s2.close();
+    assert.equal(open().appendMessage(dev, m(30_000, 'again'), none).id, 6, 'an emptied room keeps counting across restarts');
   });
 });
 

@@ -109,6 +109,11 @@ export class SqliteStore implements Store {
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.q = prepare(this.db);
     for (const r of this.q.allRooms.all() as RoomRow[]) this.rooms.set(r.key, fromRoomRow(r));
+    // Messages appended since the last prune are newer than rooms.last_id.
+    for (const row of this.q.lastIds.all() as { room_key: string; id: number }[]) {
+      const r = this.rooms.get(row.room_key);
+      if (r && row.id > r.lastId) r.lastId = row.id;
+    }
   }
 
   room(key: string): RoomRecord | undefined {
@@ -139,14 +144,13 @@ export class SqliteStore implements Store {
   }
 
   appendMessage(room: RoomRef, m: NewMessage, origin: Origin): StoredMessage {
-    return this.db.transaction((): StoredMessage => {
-      const r = this.persisted(room);
-      const id = r.lastId + 1;
-      this.q.insertMessage.run(r.key, id, m.ts, m.from, origin.identity, origin.ref, m.body, m.action ? 1 : 0);
-      this.q.setLastId.run(id, r.key);
-      r.lastId = id; // only after both statements succeeded (a throw rolls the transaction back)
-      return { room: r.name, id, ts: m.ts, from: m.from, body: m.body, action: m.action };
-    })();
+    // One statement, so one implicit transaction: rooms.last_id is written by prune() (which may empty a
+    // room) and recovered as max(last_id, max(id)) on open, not updated per message.
+    const r = this.persisted(room);
+    const id = r.lastId + 1;
+    this.q.insertMessage.run(r.key, id, m.ts, m.from, origin.identity, origin.ref, m.body, m.action ? 1 : 0);
+    r.lastId = id; // only after the insert succeeded
+    return { room: r.name, id, ts: m.ts, from: m.from, body: m.body, action: m.action };
   }
 
   appendPrivate(m: NewMessage & { to: string }, from: Origin, toIdentity: string | null): StoredPrivate {
@@ -182,6 +186,8 @@ export class SqliteStore implements Store {
   prune(now: number, r: Retention): number {
     return this.db.transaction((): number => {
       let gone = 0;
+      // Kept where a prune that empties a room cannot lose it: ids are never reused.
+      for (const room of this.rooms.values()) this.q.setLastId.run(room.lastId, room.key);
       if (r.maxAgeMs > 0) {
         const before = now - r.maxAgeMs;
         gone += this.q.pruneMessagesByAge.run(before).changes;
@@ -213,6 +219,7 @@ function prepare(db: Database.Database) {
     insertRoom: db.prepare('INSERT INTO rooms (key, name) VALUES (?, ?)'),
     setTopic: db.prepare('UPDATE rooms SET topic = ?, topic_by = ?, topic_ts = ? WHERE key = ?'),
     setLastId: db.prepare('UPDATE rooms SET last_id = ? WHERE key = ?'),
+    lastIds: db.prepare('SELECT room_key, max(id) AS id FROM messages GROUP BY room_key'),
     insertMessage: db.prepare('INSERT INTO messages (room_key, id, ts, sender, sender_key, ref, body, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
     insertPrivate: db.prepare(
       'INSERT INTO privates (ts, sender, sender_key, recipient, recipient_key, ref, body, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',

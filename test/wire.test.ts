@@ -292,3 +292,27 @@ test('random and mutated packets never crash the decoder', () => {
 test('no valid UTF-8 text is mistaken for an obrol packet', () => {
   fc.assert(fc.property(fc.string({ unit: 'binary', minLength: 1 }), (s) => assert.equal(isObrolDatagram(utf8Bytes(s)), false)));
 });
+
+test('wire: text is written as the varint length and the UTF-8 bytes, and read back, for any string (the ASCII fast paths included)', () => {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // a leading U+FEFF is text, not a mark
+  const anyText = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 300 }), // any UTF-16, lone surrogates included
+    fc.string({ unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)), maxLength: 300 }),
+    fc.tuple(fc.string({ maxLength: 80 }), fc.constantFrom('\ufeff', 'é', '😀', '\u{10ffff}', '\ud800'), fc.string({ maxLength: 80 })).map(([a, b, c]) => a + b + c),
+  );
+  fc.assert(
+    fc.property(anyText, fc.nat({ max: 3 }), (s, before) => {
+      const w = new Writer(4).zeros(before).text(s);
+      const utf8 = utf8Bytes(s); // lone surrogates become U+FFFD, as TextEncoder does
+      const expected = new Writer().zeros(before).varint(utf8.length).bytes(utf8).finish();
+      assert.deepEqual(w.finish(), expected);
+      const r = new Reader(w.finish());
+      r.bytesN(before);
+      assert.equal(r.text(100_000), decoder.decode(utf8));
+      assert.equal(r.remaining, 0);
+    }),
+    { numRuns: 2000 },
+  );
+  // Bytes that are not UTF-8 are refused on the fast path's length too.
+  assert.throws(() => new Reader(Uint8Array.of(2, 0x41, 0xff)).text(10), (e: unknown) => e instanceof WireError && e.code === 'bad-utf8');
+});

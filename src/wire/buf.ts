@@ -53,6 +53,9 @@ export function utf8Text(b: Uint8Array): string | null {
   }
 }
 
+/** Longest text Reader.text decodes without TextDecoder when it is ASCII (an argument list for fromCharCode). */
+const ASCII_FAST_MAX = 256;
+
 /** Largest value a QUIC-style varint carries here; 2^53-1 keeps it exact in a JS number. */
 export const VARINT_MAX = Number.MAX_SAFE_INTEGER;
 
@@ -135,6 +138,12 @@ export class Reader {
   /** Length-prefixed strict UTF-8 text, at most maxBytes long. */
   text(maxBytes: number, what = 'text'): string {
     const b = this.lenBytes(maxBytes, what);
+    // Short ASCII (names, rooms) without the decoder: every byte below 0x80 is valid UTF-8 as it is.
+    if (b.length <= ASCII_FAST_MAX) {
+      let ascii = true;
+      for (let i = 0; i < b.length; i++) if ((b[i] as number) >= 0x80) ascii = false;
+      if (ascii) return String.fromCharCode.apply(null, b as unknown as number[]);
+    }
     const s = utf8Text(b);
     if (s === null) throw new WireError('bad-utf8', what);
     return s;
@@ -247,7 +256,22 @@ export class Writer {
   }
 
   text(s: string): this {
-    return this.lenBytes(utf8Bytes(s));
+    // ASCII (names, most chat) is written in place: no encoder call and no temporary array per string.
+    const n = s.length;
+    const head = varintSize(n);
+    this.room(head + n);
+    const buf = this.buf;
+    let p = this.pos + head;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[p++] = c;
+    }
+    if (i < n) return this.lenBytes(utf8Bytes(s)); // not ASCII: what was copied is overwritten
+    this.varint(n);
+    this.pos += n;
+    return this;
   }
 
   zeros(n: number): this {

@@ -118,6 +118,14 @@ test('store: private messages are found by either party\'s key, in id order, and
     assert.deepEqual(s.privatesAfter('kz', 0, BIG), { messages: [], more: false });
     const page = s.privatesAfter('kc', 0, { maxMessages: 1, maxBytes: 1 << 20 });
     assert.deepEqual([page.messages.map((x) => x.id), page.more], [[2], true]);
+    assert.deepEqual(s.privatesAfter('kb', 3, BIG), { messages: [], more: false }, 'caught up');
+    s.close();
+    // Reopened: the store still knows how far private ids went, so catch-up finds what is there.
+    const again = open();
+    assert.deepEqual(again.privatesAfter('kb', 1, BIG).messages.map((x) => x.id), [3]);
+    assert.deepEqual(again.roomAfter('#lobby', 0, BIG), { messages: [], more: false });
+    assert.equal(again.appendPrivate({ ...m(4, 'a→c'), to: 'carol' }, { identity: 'ka', ref: 2 }, 'kc').id, 4);
+    assert.deepEqual(again.privatesAfter('kc', 3, BIG).messages.map((x) => x.body), ['a→c']);
   });
 });
 

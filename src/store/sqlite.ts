@@ -93,6 +93,8 @@ export class SqliteStore implements Store {
   /** Rooms that are on disk, by key; small (one row per room that ever had a message or topic). */
   private readonly rooms = new Map<string, RoomRecord>();
   private readonly q: ReturnType<typeof prepare>;
+  /** The largest private message id ever given (AUTOINCREMENT never reuses one): a catch-up past it needs no query. */
+  private lastPrivateId = 0;
 
   /** `file` is a path, or ':memory:' for a store that lives as long as the process. */
   constructor(file: string, opts: SqliteStoreOptions = {}) {
@@ -114,6 +116,7 @@ export class SqliteStore implements Store {
       const r = this.rooms.get(row.room_key);
       if (r && row.id > r.lastId) r.lastId = row.id;
     }
+    this.lastPrivateId = (this.q.lastPrivateId.get() as { id: number } | undefined)?.id ?? 0;
   }
 
   room(key: string): RoomRecord | undefined {
@@ -155,7 +158,9 @@ export class SqliteStore implements Store {
 
   appendPrivate(m: NewMessage & { to: string }, from: Origin, toIdentity: string | null): StoredPrivate {
     const info = this.q.insertPrivate.run(m.ts, m.from, from.identity, m.to, toIdentity, from.ref, m.body, m.action ? 1 : 0);
-    return { id: Number(info.lastInsertRowid), ts: m.ts, from: m.from, to: m.to, body: m.body, action: m.action };
+    const id = Number(info.lastInsertRowid);
+    if (id > this.lastPrivateId) this.lastPrivateId = id;
+    return { id, ts: m.ts, from: m.from, to: m.to, body: m.body, action: m.action };
   }
 
   findSent(identity: string, ref: number): SentRecord | undefined {
@@ -167,18 +172,21 @@ export class SqliteStore implements Store {
   }
 
   firstOfLast(roomKey: string, count: number): number | null {
-    if (count <= 0) return null;
+    if (count <= 0 || (this.rooms.get(roomKey)?.lastId ?? 0) === 0) return null;
     // The newest row when the room has fewer than `count`.
     const row = (this.q.nthFromEnd.get(roomKey, count - 1) ?? this.q.oldest.get(roomKey)) as { id: number } | undefined;
     return row?.id ?? null;
   }
 
   roomAfter(roomKey: string, after: number, page: PageLimits): { messages: StoredMessage[]; more: boolean } {
+    // Up to date (every join of a quiet room, every reconnect): nothing to ask SQLite.
+    if (after >= (this.rooms.get(roomKey)?.lastId ?? 0)) return { messages: [], more: false };
     const rows = this.q.roomAfter.all(roomKey, after, page.maxMessages + 1) as MessageRow[];
     return cut(rows.map((r) => this.fromMessageRow(r)), page);
   }
 
   privatesAfter(identity: string, after: number, page: PageLimits): { messages: StoredPrivate[]; more: boolean } {
+    if (after >= this.lastPrivateId) return { messages: [], more: false };
     const rows = this.q.privatesAfter.all(identity, after, identity, after, page.maxMessages + 1) as PrivateRow[];
     return cut(rows.map(fromPrivateRow), page);
   }
@@ -219,6 +227,7 @@ function prepare(db: Database.Database) {
     insertRoom: db.prepare('INSERT INTO rooms (key, name) VALUES (?, ?)'),
     setTopic: db.prepare('UPDATE rooms SET topic = ?, topic_by = ?, topic_ts = ? WHERE key = ?'),
     setLastId: db.prepare('UPDATE rooms SET last_id = ? WHERE key = ?'),
+    lastPrivateId: db.prepare("SELECT seq AS id FROM sqlite_sequence WHERE name = 'privates'"),
     lastIds: db.prepare('SELECT room_key, max(id) AS id FROM messages GROUP BY room_key'),
     insertMessage: db.prepare('INSERT INTO messages (room_key, id, ts, sender, sender_key, ref, body, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
     insertPrivate: db.prepare(

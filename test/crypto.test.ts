@@ -230,3 +230,29 @@ test('backends: libsodium and node:crypto agree on ChaCha20-Poly1305 and X25519 
   }
   assert.equal(sodium!.open(new Uint8Array(32), new Uint8Array(12), new Uint8Array(0), new Uint8Array(15)), null);
 });
+
+test('backends: SHA-256 and HMAC-SHA-256 match RFC 4231 and each other for any key and parts', () => {
+  const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
+  const ascii = (s: string) => new Uint8Array(Buffer.from(s, 'ascii'));
+  // RFC 4231 test cases 1, 2 and 6 (a key longer than the 64-byte block is hashed first).
+  const vectors: [Uint8Array, Uint8Array, string][] = [
+    [new Uint8Array(20).fill(0x0b), ascii('Hi There'), 'b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7'],
+    [ascii('Jefe'), ascii('what do ya want for nothing?'), '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843'],
+    [new Uint8Array(131).fill(0xaa), ascii('Test Using Larger Than Block-Size Key - Hash Key First'), '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54'],
+  ];
+  for (const b of [sodium!, nodeBackend]) {
+    for (const [key, data, mac] of vectors) {
+      assert.deepEqual(b.hmacSha256(key, [data]), hex(mac), `${b.name}: HMAC of ${data.length} bytes under a ${key.length}-byte key`);
+      assert.deepEqual(b.hmacSha256(key, [data.subarray(0, 3), new Uint8Array(0), data.subarray(3)]), hex(mac), `${b.name}: in parts`);
+    }
+    assert.deepEqual(b.sha256([ascii('ab'), ascii('c')]), hex('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'), `${b.name}: SHA-256("abc")`);
+  }
+  const parts = fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 5 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 150 }), parts, (key, ps) => {
+      assert.deepEqual(sodium!.hmacSha256(key, ps), nodeBackend.hmacSha256(key, ps));
+      assert.deepEqual(sodium!.sha256(ps), nodeBackend.sha256(ps));
+    }),
+    { numRuns: 500 },
+  );
+});

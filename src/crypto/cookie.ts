@@ -2,7 +2,8 @@
 // connection id and a time window, under a secret the server rotates. The server keeps no per-address
 // state to issue or check one.
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { backend } from './primitives.js';
 import { COOKIE_SECRET_ROTATE_MS, COOKIE_WINDOW_MS } from '../limits.js';
 
 const MAC_LEN = 16;
@@ -35,18 +36,12 @@ export class CookieJar {
     this.rotatedAt = now;
   }
 
-  private mac(secret: Uint8Array, window: number, addr: CookieAddress, cid: Uint8Array): Buffer {
+  private mac(secret: Uint8Array, window: number, addr: CookieAddress, cid: Uint8Array): Uint8Array {
     const head = Buffer.alloc(6);
     head.writeUInt32BE(window >>> 0, 0);
     head.writeUInt16BE(addr.port & 0xffff, 4);
-    return createHmac('sha256', secret)
-      .update(LABEL)
-      .update(head.subarray(0, 4))
-      .update(Buffer.from(addr.address, 'utf8'))
-      .update(head.subarray(4))
-      .update(cid)
-      .digest()
-      .subarray(0, MAC_LEN);
+    const parts = [LABEL, head.subarray(0, 4), Buffer.from(addr.address, 'utf8'), head.subarray(4), cid];
+    return backend.hmacSha256(secret, parts).subarray(0, MAC_LEN);
   }
 
   mint(now: number, addr: CookieAddress, cid: Uint8Array): Uint8Array {

@@ -6,7 +6,7 @@
 // which the server binds the client's name. Transport messages use explicit nonces (the packet number
 // travels in clear), as WireGuard does, because UDP reorders and loses packets.
 
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { backend } from './primitives.js';
 
 export const PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_SHA256';
@@ -95,15 +95,11 @@ export function rekey(key: TransportKey): TransportKey {
 // ---- Symmetric state ---------------------------------------------------------------------------
 
 function hash(...parts: Uint8Array[]): Uint8Array {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+  return backend.sha256(parts);
 }
 
 function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  const h = createHmac('sha256', key);
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+  return backend.hmacSha256(key, parts);
 }
 
 /** Noise HKDF with two outputs. */

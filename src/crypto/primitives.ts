@@ -1,17 +1,22 @@
-// The two primitives Noise needs per packet and per handshake, ChaCha20-Poly1305 (RFC 8439) and X25519
-// (RFC 7748), from one of two implementations of the same published algorithms:
+// The primitives Noise needs per packet and per handshake, ChaCha20-Poly1305 (RFC 8439), X25519
+// (RFC 7748) and SHA-256 with its HMAC (FIPS 180-4, RFC 2104), from one of two implementations of the
+// same published algorithms:
 // - libsodium through sodium-native (prebuilt, shipped inside the npm package): one native call per
 //   packet, measured about 10x cheaper than node:crypto for chat-sized packets (docs/PERFORMANCE.md);
 // - node:crypto, when sodium-native cannot load here, or when OBROL_CRYPTO=node asks for it.
-// Both produce the same bytes; test/crypto.test.ts checks them against each other and the Noise vector.
+// Both produce the same bytes; test/crypto.test.ts checks them against each other, RFC 4231's HMAC
+// vectors and the Noise vector.
 
 import { createRequire } from 'node:module';
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
 
 export const AEAD_KEY_LEN = 32;
 export const AEAD_NONCE_LEN = 12;
 export const AEAD_TAG_LEN = 16;
 export const X25519_LEN = 32;
+export const SHA256_LEN = 32;
+/** SHA-256's block size, which HMAC pads its key to. */
+const SHA256_BLOCK = 64;
 
 export interface CryptoBackend {
   readonly name: 'libsodium' | 'node:crypto';
@@ -23,6 +28,10 @@ export interface CryptoBackend {
   x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null;
   /** X25519(k, 9): the public key of a private key. */
   x25519Base(privateKey: Uint8Array): Uint8Array;
+  /** SHA-256 of the parts, in order. */
+  sha256(parts: readonly Uint8Array[]): Uint8Array;
+  /** HMAC-SHA-256 (RFC 2104) under key of the parts, in order. */
+  hmacSha256(key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array;
 }
 
 /** The subset of sodium-native used here (it ships no type definitions). */
@@ -31,6 +40,20 @@ interface Sodium {
   crypto_aead_chacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
   crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
   crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void;
+  crypto_hash_sha256(out: Uint8Array, m: Uint8Array): void;
+}
+
+/** The parts back to back in one buffer from Node's pool, after `pad` bytes left for the caller. */
+function joined(pad: number, parts: readonly Uint8Array[]): Buffer {
+  let n = pad;
+  for (const p of parts) n += p.length;
+  const buf = Buffer.allocUnsafe(n);
+  let at = pad;
+  for (const p of parts) {
+    buf.set(p, at);
+    at += p.length;
+  }
+  return buf;
 }
 
 function sodiumBackend(s: Sodium): CryptoBackend {
@@ -63,6 +86,31 @@ function sodiumBackend(s: Sodium): CryptoBackend {
     x25519Base(privateKey) {
       const out = new Uint8Array(X25519_LEN);
       s.crypto_scalarmult_base(out, privateKey);
+      return out;
+    },
+    sha256(parts) {
+      const out = new Uint8Array(SHA256_LEN);
+      s.crypto_hash_sha256(out, joined(0, parts));
+      return out;
+    },
+    // RFC 2104 over libsodium's SHA-256 (which has no HMAC-SHA-256 export here): H((K ^ opad) || H((K ^ ipad) || m)).
+    // Two native calls, against a createHmac object per call: Noise's HKDF makes three per mixKey.
+    hmacSha256(key, parts) {
+      let k = key;
+      if (k.length > SHA256_BLOCK) {
+        k = new Uint8Array(SHA256_LEN);
+        s.crypto_hash_sha256(k, key);
+      }
+      const inner = joined(SHA256_BLOCK, parts);
+      const outer = Buffer.allocUnsafe(SHA256_BLOCK + SHA256_LEN);
+      for (let i = 0; i < SHA256_BLOCK; i++) {
+        const b = i < k.length ? (k[i] as number) : 0;
+        inner[i] = b ^ 0x36;
+        outer[i] = b ^ 0x5c;
+      }
+      s.crypto_hash_sha256(outer.subarray(SHA256_BLOCK), inner);
+      const out = new Uint8Array(SHA256_LEN);
+      s.crypto_hash_sha256(out, outer);
       return out;
     },
   };
@@ -117,6 +165,16 @@ export const nodeBackend: CryptoBackend = {
   x25519Base(privateKey) {
     const pub = createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' });
     return new Uint8Array(pub.subarray(SPKI_PREFIX.length));
+  },
+  sha256(parts) {
+    const h = createHash('sha256');
+    for (const p of parts) h.update(p);
+    return new Uint8Array(h.digest());
+  },
+  hmacSha256(key, parts) {
+    const h = createHmac('sha256', key);
+    for (const p of parts) h.update(p);
+    return new Uint8Array(h.digest());
   },
 };
 

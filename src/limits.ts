@@ -171,6 +171,9 @@ export const RETAIN_MESSAGES = 100_000;
 export const RETAIN_DAYS = 0;
 /** How often the server applies retention while running (it also does at start). */
 export const RETENTION_SWEEP_MS = 10 * 60_000;
+/** Client keys whose largest stored ref the store keeps in memory (about 100 bytes each), so that a new
+ * message needs no resend lookup; past it the cache starts again and keys are looked up once more. */
+export const SENT_REF_CACHE_KEYS = 100_000;
 
 // ---- Commands ------------------------------------------------------------------------------------
 

@@ -71,7 +71,14 @@ test('store: a resend is found by client key and ref, for room and private messa
     assert.equal(s.findSent('k2', 7), undefined, 'refs belong to one client key');
     assert.equal(s.findSent('k1', 9), undefined);
     assert.throws(() => s.appendMessage(lobby, m(3, 'again'), { identity: 'k1', ref: 7 }), /UNIQUE/);
-    assert.equal(s.appendMessage(lobby, m(4, 'next'), none).id, 2, 'the failed insert used no id');
+    // What the store remembers of a key's largest ref keeps up with what is stored after it looked.
+    const later = s.appendMessage(lobby, m(3, 'later'), { identity: 'k1', ref: 9 });
+    assert.deepEqual(s.findSent('k1', 9), { kind: 'message', message: later });
+    const dm2 = s.appendPrivate({ ...m(3, 'psst again'), to: 'bob' }, { identity: 'k1', ref: 12 }, 'k2');
+    assert.deepEqual(s.findSent('k1', 12), { kind: 'private', message: dm2 });
+    assert.equal(s.findSent('k1', 10), undefined, 'below the largest, not stored');
+    assert.equal(s.findSent('k1', 13), undefined);
+    assert.equal(s.appendMessage(lobby, m(4, 'next'), none).id, 3, 'the failed insert used no id');
     // Messages without a key (original clients) never collide.
     s.appendMessage(lobby, m(5, 'a'), none);
     s.appendMessage(lobby, m(6, 'b'), none);

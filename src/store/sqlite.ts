@@ -16,6 +16,7 @@ import type {
   StoredPrivate,
 } from './store.js';
 import { pageCost } from './store.js';
+import { SENT_REF_CACHE_KEYS } from '../limits.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -95,6 +96,9 @@ export class SqliteStore implements Store {
   private readonly q: ReturnType<typeof prepare>;
   /** The largest private message id ever given (AUTOINCREMENT never reuses one): a catch-up past it needs no query. */
   private lastPrivateId = 0;
+  /** The largest ref stored for a client key, for keys looked up since the store opened: a ref above it
+   * (every new message) is not a resend, and needs no query. An overestimate after a prune only costs a query. */
+  private readonly maxRef = new Map<string, number>();
 
   /** `file` is a path, or ':memory:' for a store that lives as long as the process. */
   constructor(file: string, opts: SqliteStoreOptions = {}) {
@@ -153,6 +157,7 @@ export class SqliteStore implements Store {
     const id = r.lastId + 1;
     this.q.insertMessage.run(r.key, id, m.ts, m.from, origin.identity, origin.ref, m.body, m.action ? 1 : 0);
     r.lastId = id; // only after the insert succeeded
+    this.noteRef(origin);
     return { room: r.name, id, ts: m.ts, from: m.from, body: m.body, action: m.action };
   }
 
@@ -160,10 +165,25 @@ export class SqliteStore implements Store {
     const info = this.q.insertPrivate.run(m.ts, m.from, from.identity, m.to, toIdentity, from.ref, m.body, m.action ? 1 : 0);
     const id = Number(info.lastInsertRowid);
     if (id > this.lastPrivateId) this.lastPrivateId = id;
+    this.noteRef(from);
     return { id, ts: m.ts, from: m.from, to: m.to, body: m.body, action: m.action };
   }
 
+  private noteRef(o: Origin): void {
+    if (o.identity === null || o.ref === null) return;
+    const known = this.maxRef.get(o.identity);
+    if (known !== undefined && o.ref > known) this.maxRef.set(o.identity, o.ref);
+  }
+
   findSent(identity: string, ref: number): SentRecord | undefined {
+    let max = this.maxRef.get(identity);
+    if (max === undefined) {
+      const row = this.q.maxRefs.get(identity, identity) as { m: number | null } | undefined;
+      max = row?.m ?? -1;
+      if (this.maxRef.size >= SENT_REF_CACHE_KEYS) this.maxRef.clear(); // bounded; forgotten keys are asked again
+      this.maxRef.set(identity, max);
+    }
+    if (ref > max) return undefined;
     const m = this.q.messageByRef.get(identity, ref) as MessageRow | undefined;
     if (m) return { kind: 'message', message: this.fromMessageRow(m) };
     const p = this.q.privateByRef.get(identity, ref) as PrivateRow | undefined;
@@ -227,6 +247,10 @@ function prepare(db: Database.Database) {
     insertRoom: db.prepare('INSERT INTO rooms (key, name) VALUES (?, ?)'),
     setTopic: db.prepare('UPDATE rooms SET topic = ?, topic_by = ?, topic_ts = ? WHERE key = ?'),
     setLastId: db.prepare('UPDATE rooms SET last_id = ? WHERE key = ?'),
+    maxRefs: db.prepare(
+      `SELECT max(m) AS m FROM (SELECT max(ref) AS m FROM messages WHERE sender_key = ? AND ref IS NOT NULL
+       UNION ALL SELECT max(ref) FROM privates WHERE sender_key = ? AND ref IS NOT NULL)`,
+    ),
     lastPrivateId: db.prepare("SELECT seq AS id FROM sqlite_sequence WHERE name = 'privates'"),
     lastIds: db.prepare('SELECT room_key, max(id) AS id FROM messages GROUP BY room_key'),
     insertMessage: db.prepare('INSERT INTO messages (room_key, id, ts, sender, sender_key, ref, body, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),

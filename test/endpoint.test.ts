@@ -297,3 +297,45 @@ test('a HELLO of another protocol version gets RESET "unsupported version", no l
   assert.ok(closed && closed.type === 'closed' && closed.kind === 'version', JSON.stringify(closed));
   assert.match(closed.reason, /does not speak this protocol version/);
 });
+
+test('endpoint: with a transmit sink, datagrams go to it as they are sealed, in reused memory, and sessions work as with the queue', () => {
+  let now = 1_000;
+  const sent: { to: Address; data: Uint8Array; memory: ArrayBufferLike }[] = [];
+  const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now });
+  server.setTransmitSink((to, data) => sent.push({ to, data: data.slice(), memory: data.buffer }));
+  const client = new ClientEndpoint({ staticKey: generateKeyPair(), random, now, hello: utf8Bytes('hello'), verifyServerKey: () => ({ ok: true }) });
+  const from: Address = { address: '127.0.0.1', port: 40000 };
+  const got: string[] = [];
+  let sid = -1;
+  const settle = (): void => {
+    for (let round = 0; round < 50; round++) {
+      let moved = false;
+      for (let d = client.pollTransmit(); d !== null; d = client.pollTransmit(), moved = true) server.handleDatagram(now, from, d);
+      server.flushTransmits(now);
+      assert.equal(server.pollTransmit(now), null, 'nothing is queued once a sink is set');
+      for (const t of sent.splice(0)) {
+        assert.deepEqual(t.to, from);
+        client.handleDatagram(now, t.data);
+        moved = true;
+      }
+      for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) if (e.type === 'session-open') sid = e.sid;
+      for (let e = client.pollEvent(); e; e = client.pollEvent()) if (e.type === 'message') got.push(utf8Text(e.data) ?? '');
+      if (!moved) return;
+      now += 1;
+    }
+  };
+  settle();
+  assert.ok(sid >= 0, 'the handshake completed through the sink');
+  const memories = new Set<ArrayBufferLike>();
+  const offsets = new Set<number>();
+  server.setTransmitSink((to, data) => {
+    memories.add(data.buffer);
+    offsets.add(data.byteOffset);
+    sent.push({ to, data: data.slice(), memory: data.buffer });
+  });
+  for (let i = 0; i < 20; i++) assert.ok(server.send(now, sid, 0, utf8Bytes(`m${i}`)).ok);
+  settle();
+  assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `m${i}`));
+  assert.equal(memories.size, 1, 'every session datagram was sealed into the same memory');
+  assert.deepEqual([...offsets], [0], 'at the same place');
+});

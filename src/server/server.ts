@@ -138,6 +138,8 @@ export class ObrolServer {
       random: (n) => new Uint8Array(randomBytes(n)),
       now: monoNow(),
     });
+    // Each datagram is sealed into the endpoint's scratch memory and copied straight into the send batch.
+    this.endpoint.setTransmitSink((to, data) => this.sendTo(to, data));
     const deliver = (to: SessionId, msg: ServerMsg): void => this.deliver(to, msg);
     this.store = store;
     this.retention = {
@@ -258,7 +260,7 @@ export class ObrolServer {
           break;
       }
     }
-    for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
+    this.endpoint.flushTransmits(now);
     // Bounded by what the chat queued in this pump; each poll removes one.
     for (let t = this.legacy?.pollTransmit() ?? null; t !== null; t = this.legacy?.pollTransmit() ?? null) this.sendTo(t.to, t.data);
     // Flushed once the event loop has run every datagram it read in this turn (libuv reads up to 32 per
@@ -385,7 +387,7 @@ export class ObrolServer {
     if (this.closed) return;
     const now = monoNow();
     for (const sid of this.endpoint.sessionIds()) this.endpoint.close(now, sid, CloseCode.ShuttingDown, 'server shutting down');
-    for (const t of this.endpoint.drainTransmits(now)) this.sendTo(t.to, t.data);
+    this.endpoint.flushTransmits(now);
     if (this.flushQueued !== null) clearImmediate(this.flushQueued);
     this.flushNow();
     this.closed = true;

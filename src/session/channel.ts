@@ -47,8 +47,9 @@ export class SecureChannel {
     return this.sendPhase;
   }
 
-  /** Seals frames into a complete DATA datagram. */
-  seal(now: number, pn: number, payload: Uint8Array): Uint8Array {
+  /** Seals frames into a complete DATA datagram: in `into` (a view of its start is returned) when given and
+   * large enough, else in new memory. */
+  seal(now: number, pn: number, payload: Uint8Array, into: Uint8Array | null = null): Uint8Array {
     if (this.sentWithKey >= this.rekeyAfterPackets || now - this.sendKeySince >= this.rekeyAfterMs) {
       this.sendKey = rekey(this.sendKey);
       this.sendPhase = this.sendPhase === 0 ? 1 : 0;
@@ -59,8 +60,12 @@ export class SecureChannel {
     // Memory from Node's buffer pool (a typed array over 64 bytes is otherwise a malloc of its own), seen
     // as a plain Uint8Array so that slice() still copies.
     const size = DATA_HEADER_LEN + payload.length + TAGLEN;
-    const pooled = Buffer.allocUnsafe(size);
-    const out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
+    let out: Uint8Array;
+    if (into !== null && into.length >= size) out = into.subarray(0, size);
+    else {
+      const pooled = Buffer.allocUnsafe(size);
+      out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
+    }
     const header = out.subarray(0, DATA_HEADER_LEN);
     writeDataHeader(header, this.sendPhase, this.peerCid, pn);
     sealInto(this.sendKey, pn, header, payload, out, DATA_HEADER_LEN);

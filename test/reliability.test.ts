@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Connection, type ConnectionConfig, type ConnectionEvent } from '../src/session/connection.js';
+import { CLIENT_ACK_DELAYS, Connection, SERVER_ACK_DELAYS, type ConnectionConfig, type ConnectionEvent } from '../src/session/connection.js';
 import { decodeFrames, encodeFrames, type Frame } from '../src/wire/frame.js';
 import { Rng } from '../src/proxy/rng.js';
 import { SimNet, type Link, type SimNode } from '../src/sim/network.js';
@@ -16,8 +16,9 @@ const clientCfg: ConnectionConfig = {
   idleTimeoutMs: IDLE_TIMEOUT_MS,
   sendBufferMax: SEND_BUFFER_MAX_BYTES,
   recvBufferMax: RECV_BUFFER_MAX_BYTES,
+  ...CLIENT_ACK_DELAYS,
 };
-const serverCfg: ConnectionConfig = { ...clientCfg, keepaliveMs: null };
+const serverCfg: ConnectionConfig = { ...clientCfg, keepaliveMs: null, ...SERVER_ACK_DELAYS };
 
 /** A message body that says who sent it and which it is, padded to a chosen size. */
 function body(sender: number, stream: number, n: number, size: number): Uint8Array {
@@ -109,10 +110,10 @@ test('compact message frames: a whole message is MSG_WHOLE, the next one of its 
 // ---- unit behaviour ----------------------------------------------------------------------------------
 
 /** Two connections wired directly; `drop(pn, dir)` decides losses. */
-function direct(drop: (dir: 'ab' | 'ba', pn: number) => boolean = () => false) {
+function direct(drop: (dir: 'ab' | 'ba', pn: number) => boolean = () => false, cfg: { a?: ConnectionConfig; b?: ConnectionConfig } = {}) {
   let now = 0;
-  const a = new Connection(clientCfg, now);
-  const b = new Connection(serverCfg, now);
+  const a = new Connection(cfg.a ?? clientCfg, now);
+  const b = new Connection(cfg.b ?? serverCfg, now);
   const evA: ConnectionEvent[] = [];
   const evB: ConnectionEvent[] = [];
   const pump = () => {
@@ -419,8 +420,33 @@ test('acks stay small under loss: ranges the peer has seen acknowledged are forg
   for (let ms = 0; ms < 10_000 && got.length < 3000; ms++, now++) step();
   assert.deepEqual(got, Array.from({ length: 3000 }, (_, i) => i), 'exactly once, in order');
   assert.ok(acks > 100);
-  assert.ok(widest <= 10, `ACK frames carry at most a few ranges at 10% loss (widest: ${widest}; ${MAX_ACK_RANGES} without forgetting)`);
+  // The client acks the server's ack-only packets after up to CLIENT_MAX_ACK_DELAY_MS, so ranges linger a little longer.
+  assert.ok(widest <= 16, `ACK frames carry at most half the ranges at 10% loss (widest: ${widest}; ${MAX_ACK_RANGES} without forgetting)`);
   // A very late copy of an early packet is a duplicate now, and delivers nothing again.
   for (const k of kept) assert.equal(b.onPacket(now, k.pn, k.payload), 'duplicate');
   for (let e = b.pollEvent(); e; e = b.pollEvent()) assert.notEqual(e.type, 'message');
+});
+
+test('a client holds its acks back longer than the server: a quiet room costs half the acks, and nothing is resent for it', () => {
+  // The server (b) fans a message out to this client every 60 ms, as in a quiet room.
+  const quietRoom = (serverWaits: ConnectionConfig, clientAcks: ConnectionConfig) => {
+    const d = direct(() => false, { a: clientAcks, b: serverWaits });
+    // A burst first (acked at once, every ACK_EVERY_PACKETS packets): the server measures a short RTT.
+    for (let i = 0; i < 8; i++) assert.ok(d.b.send(1, body(1, 1, 100 + i, 100), d.now).ok);
+    d.advance(500);
+    for (let i = 0; i < 100; i++) {
+      assert.ok(d.b.send(1, body(1, 1, i, 100), d.now).ok);
+      d.advance(60);
+    }
+    d.advance(1_000);
+    assert.equal(d.evA.filter((e) => e.type === 'message').length, 108);
+    return { acks: d.a.stats.ackFramesSent, retransmitted: d.b.stats.retransmittedBytes };
+  };
+  const roles = quietRoom(serverCfg, clientCfg);
+  assert.equal(roles.retransmitted, 0, 'nothing resent: the probe timeout allows for the client ack delay');
+  assert.ok(roles.acks <= 60, `${roles.acks} acks for 108 packets`);
+  // A client acking within the server's 25 ms: an ack per packet.
+  const eager = quietRoom(serverCfg, { ...clientCfg, ...SERVER_ACK_DELAYS });
+  assert.ok(eager.acks >= 100, `${eager.acks} acks for 108 packets`);
+  assert.equal(eager.retransmitted, 0);
 });

@@ -4,7 +4,7 @@
 // fans out in a busy room.
 
 import { IDLE_TIMEOUT_MS, KEEPALIVE_MS, RECV_BUFFER_MAX_BYTES, SEND_BUFFER_MAX_BYTES } from '../limits.js';
-import type { ConnectionConfig, ConnectionEvent } from '../session/connection.js';
+import { CLIENT_ACK_DELAYS, SERVER_ACK_DELAYS, type ConnectionConfig, type ConnectionEvent } from '../session/connection.js';
 import { SimNet, type Link, type SimNode } from '../sim/network.js';
 import { Rng } from '../proxy/rng.js';
 
@@ -15,8 +15,9 @@ const client: ConnectionConfig = {
   idleTimeoutMs: IDLE_TIMEOUT_MS,
   sendBufferMax: SEND_BUFFER_MAX_BYTES,
   recvBufferMax: RECV_BUFFER_MAX_BYTES,
+  ...CLIENT_ACK_DELAYS,
 };
-const server: ConnectionConfig = { ...client, keepaliveMs: null };
+const server: ConnectionConfig = { ...client, keepaliveMs: null, ...SERVER_ACK_DELAYS };
 
 export interface SessionBenchRow {
   loss: number;
@@ -28,6 +29,10 @@ export interface SessionBenchRow {
   goodputKBps: number;
   wireOverhead: number;
   retransmittedShare: number;
+  /** Which side sends: the client (its own messages) or the server (a room's messages to one member). */
+  from: 'client' | 'server';
+  /** ACK frames the receiver sent per message. */
+  acksPerMessage: number;
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -36,14 +41,19 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /** One sender, one receiver: chat-sized messages at a steady rate over a lossy path. */
-export function pointToPoint(loss: number, opts: { messages?: number; size?: number; rate?: number; seed?: number; link?: Partial<Link> } = {}): SessionBenchRow {
+export function pointToPoint(
+  loss: number,
+  opts: { messages?: number; size?: number; rate?: number; seed?: number; link?: Partial<Link>; from?: 'client' | 'server' } = {},
+): SessionBenchRow {
+  const from = opts.from ?? 'client';
   const messages = opts.messages ?? 5000;
   const size = opts.size ?? 100;
   const rate = opts.rate ?? 200;
   const net = new SimNet(opts.seed ?? 1, { loss, dup: 0, reorder: 0, delayMs: 20, jitterMs: 5, ...opts.link });
   const a = net.addNode();
   const b = net.addNode();
-  net.connect(a, b, client, server);
+  if (from === 'client') net.connect(a, b, client, server);
+  else net.connect(a, b, server, client);
   const sentAt: number[] = [];
   const latencies: number[] = [];
   let lastDelivery = 0;
@@ -74,6 +84,8 @@ export function pointToPoint(loss: number, opts: { messages?: number; size?: num
     goodputKBps: payload / 1024 / (lastDelivery / 1000),
     wireOverhead: net.wire.bytes / payload,
     retransmittedShare: stats.retransmittedBytes / payload,
+    from,
+    acksPerMessage: b.conns.get(a.id)!.stats.ackFramesSent / messages,
   };
 }
 
@@ -147,15 +159,19 @@ export function busyRoom(clients: number, messages: number, loss: number, seed =
 }
 
 export function sessionReport(): { pointToPoint: SessionBenchRow[]; bulk: BulkRow[]; busyRoom: BusyRoomRow[]; markdown: string } {
-  const p2p = [0, 0.01, 0.05, 0.2].map((loss) => pointToPoint(loss));
+  const p2p = [
+    ...[0, 0.01, 0.05, 0.2].map((loss) => pointToPoint(loss)),
+    // A quiet room: one member's share of a fan-out, where the client's longer ack delay shows.
+    ...[0, 0.01, 0.05].map((loss) => pointToPoint(loss, { from: 'server', rate: 10, messages: 1000 })),
+  ];
   const rooms = [busyRoom(50, 5000, 0), busyRoom(50, 5000, 0.05)];
   const bulks = [bulk(0, 100), bulk(0.05, 100), bulk(0, 1000), bulk(0.05, 1000)];
   const md = [
-    '| loss | messages (bytes, rate) | latency p50 | latency p99 | goodput | wire bytes / payload | retransmitted |',
-    '|---|---|---|---|---|---|---|',
+    '| sender | loss | messages (bytes, rate) | latency p50 | latency p99 | goodput | wire bytes / payload | retransmitted | receiver acks / message |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...p2p.map(
       (r) =>
-        `| ${(r.loss * 100).toFixed(0)}% | ${r.messages} (${r.messageBytes} B, ${r.ratePerSec}/s) | ${r.latencyP50Ms.toFixed(1)} ms | ${r.latencyP99Ms.toFixed(1)} ms | ${r.goodputKBps.toFixed(1)} KiB/s | ${r.wireOverhead.toFixed(3)} | ${(r.retransmittedShare * 100).toFixed(1)}% |`,
+        `| ${r.from} | ${(r.loss * 100).toFixed(0)}% | ${r.messages} (${r.messageBytes} B, ${r.ratePerSec}/s) | ${r.latencyP50Ms.toFixed(1)} ms | ${r.latencyP99Ms.toFixed(1)} ms | ${r.goodputKBps.toFixed(1)} KiB/s | ${r.wireOverhead.toFixed(3)} | ${(r.retransmittedShare * 100).toFixed(1)}% | ${r.acksPerMessage.toFixed(2)} |`,
     ),
     '',
     '| bulk (queue-limited) | loss | goodput | wire bytes / payload |',

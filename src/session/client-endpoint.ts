@@ -20,7 +20,7 @@ import {
   encodeHsFinish,
   ResetCode,
 } from '../wire/packet.js';
-import { Connection } from './connection.js';
+import { CLIENT_ACK_DELAYS, Connection } from './connection.js';
 import { SecureChannel } from './channel.js';
 import { NOISE_PROLOGUE } from './handshake.js';
 import { bytesEqual as eq } from '../util/bytes.js';
@@ -142,6 +142,7 @@ export class ClientEndpoint {
           {
             maxPayload: mtu - DATA_HEADER_LEN - AEAD_TAG_LEN,
             keepaliveMs: this.opts.keepaliveMs ?? KEEPALIVE_MS,
+            ...CLIENT_ACK_DELAYS,
             idleTimeoutMs: this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
             sendBufferMax: SEND_BUFFER_MAX_BYTES,
             recvBufferMax: RECV_BUFFER_MAX_BYTES,

@@ -16,6 +16,7 @@
 import {
   ACK_EVERY_PACKETS,
   ACK_TIMER_SLOT_MS,
+  CLIENT_MAX_ACK_DELAY_MS,
   CLOSING_LINGER_MS,
   INITIAL_CWND_PACKETS,
   INITIAL_RTT_MS,
@@ -51,7 +52,16 @@ export interface ConnectionConfig {
   recvBufferMax: number;
   /** An RTT measured during the handshake, used until the first ack gives a sample. */
   initialRttMs?: number;
+  /** Longest we hold back an ack (default MAX_ACK_DELAY_MS). */
+  maxAckDelayMs?: number;
+  /** Longest the peer holds back its acks, which our probe timeout waits for (default MAX_ACK_DELAY_MS). */
+  peerMaxAckDelayMs?: number;
 }
+
+/** The ack delays of each side: a client holds its acks back longer (CLIENT_MAX_ACK_DELAY_MS), and the
+ * server's probe timeout waits for that; the server acks within MAX_ACK_DELAY_MS. */
+export const CLIENT_ACK_DELAYS = { maxAckDelayMs: CLIENT_MAX_ACK_DELAY_MS, peerMaxAckDelayMs: MAX_ACK_DELAY_MS } as const;
+export const SERVER_ACK_DELAYS = { maxAckDelayMs: MAX_ACK_DELAY_MS, peerMaxAckDelayMs: CLIENT_MAX_ACK_DELAY_MS } as const;
 
 export type ConnectionEvent =
   | { type: 'message'; stream: number; seq: number; data: Uint8Array }
@@ -121,6 +131,8 @@ interface InStream {
 export class Connection {
   private readonly cfg: ConnectionConfig;
   private readonly chunkMax: number;
+  private readonly maxAckDelay: number;
+  private readonly peerMaxAckDelay: number;
   private st: 'open' | 'closing' | 'closed' = 'open';
   private readonly events: ConnectionEvent[] = [];
 
@@ -193,6 +205,8 @@ export class Connection {
   constructor(cfg: ConnectionConfig, now: number) {
     this.cfg = cfg;
     this.chunkMax = cfg.maxPayload - ACK_RESERVE - MSG_HEADER_MAX;
+    this.maxAckDelay = cfg.maxAckDelayMs ?? MAX_ACK_DELAY_MS;
+    this.peerMaxAckDelay = cfg.peerMaxAckDelayMs ?? MAX_ACK_DELAY_MS;
     if (this.chunkMax < 64) throw new RangeError(`maxPayload ${cfg.maxPayload} is too small`);
     this.cwnd = INITIAL_CWND_PACKETS * cfg.maxPayload;
     if (cfg.initialRttMs !== undefined && cfg.initialRttMs >= 0) this.updateRtt(Math.max(cfg.initialRttMs, TIMER_GRANULARITY_MS), 0);
@@ -413,9 +427,9 @@ export class Connection {
     }
     if (elicits) {
       this.ackElicitingUnacked++;
-      // On a grid of ACK_TIMER_SLOT_MS, never later than MAX_ACK_DELAY_MS: a server's delayed acks to many
+      // On a grid of ACK_TIMER_SLOT_MS, never later than our max ack delay: a server's delayed acks to many
       // sessions then fall due together and leave in one batch, not one timer and one system call each.
-      if (this.ackDeadline === null) this.ackDeadline = Math.max(now, Math.floor((now + MAX_ACK_DELAY_MS) / ACK_TIMER_SLOT_MS) * ACK_TIMER_SLOT_MS);
+      if (this.ackDeadline === null) this.ackDeadline = Math.max(now, Math.floor((now + this.maxAckDelay) / ACK_TIMER_SLOT_MS) * ACK_TIMER_SLOT_MS);
       // Ack at once when a gap appears, so the sender detects the loss quickly.
       if (this.ackElicitingUnacked >= ACK_EVERY_PACKETS || outOfOrder) this.ackNow = true;
     }
@@ -528,7 +542,7 @@ export class Connection {
     if (!newlyAcked) return;
     if (largest > this.largestAcked) this.largestAcked = largest;
     if (largestNewlyAcked && largestNewlyAcked.pn === largest) {
-      this.updateRtt(now - largestNewlyAcked.time, Math.min(delayUs / 1000, MAX_ACK_DELAY_MS));
+      this.updateRtt(now - largestNewlyAcked.time, Math.min(delayUs / 1000, this.peerMaxAckDelay));
     }
     this.ptoCount = 0;
     this.detectLosses(now);
@@ -630,7 +644,7 @@ export class Connection {
   }
 
   private ptoDuration(): number {
-    return this.srtt + Math.max(4 * this.rttvar, TIMER_GRANULARITY_MS) + MAX_ACK_DELAY_MS;
+    return this.srtt + Math.max(4 * this.rttvar, TIMER_GRANULARITY_MS) + this.peerMaxAckDelay;
   }
 
   private ptoTime(): number | null {

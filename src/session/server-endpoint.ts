@@ -32,7 +32,7 @@ import {
 import type { Frame } from '../wire/frame.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
 import { bytesEqual, hex } from '../util/bytes.js';
-import { Connection, type ConnectionConfig } from './connection.js';
+import { Connection, SERVER_ACK_DELAYS, type ConnectionConfig } from './connection.js';
 import { SecureChannel } from './channel.js';
 import { addrKey, sameAddr, type Address, type Transmit } from './address.js';
 import { NOISE_PROLOGUE } from './handshake.js';
@@ -145,6 +145,7 @@ export class ServerEndpoint {
     this.connConfig = {
       maxPayload: mtu - DATA_HEADER_LEN - AEAD_TAG_LEN,
       keepaliveMs: null,
+      ...SERVER_ACK_DELAYS,
       idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
       sendBufferMax: opts.sendBufferMax ?? SEND_BUFFER_MAX_BYTES,
       recvBufferMax: opts.recvBufferMax ?? RECV_BUFFER_MAX_BYTES,

@@ -43,7 +43,7 @@ export const MAX_ACK_DELAY_MS = 25;
  * (npm run bench:session: 0.50 acks per message at 10/s, against 1.00 at 25 or 100 ms). A gap is acked at
  * once, so only a lost last packet waits longer: p99 at 5% loss 173 ms, against 104 ms at 25 ms. */
 export const CLIENT_MAX_ACK_DELAY_MS = 150;
-/** Delayed acks fall due on a grid of this many ms (never later than MAX_ACK_DELAY_MS): thousands of idle
+/** Delayed acks fall due on a grid of this many ms (never later than the side's max ack delay): thousands of idle
  * sessions' keepalives are then acknowledged in batches, one timer and one sendmmsg for many. */
 export const ACK_TIMER_SLOT_MS = 10;
 /** Ack at once after this many ack-eliciting packets (QUIC's default is 2; higher cuts acks in busy rooms). */

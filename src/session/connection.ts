@@ -39,6 +39,10 @@ import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, n
 const DECLARED_LOST_MEMORY = 256;
 /** Every packet's frames are built here and sealed from here: no allocation per packet. */
 const scratch = new Writer(2048);
+/** What pollTransmit returns, reused like scratch: valid until the next pollTransmit of any connection. */
+const transmit: { pn: number; payload: Uint8Array } = { pn: 0, payload: new Uint8Array(0) };
+/** The MSG_NEXT context of the packet being built (frames of one packet only). */
+const packetContext = newPacketContext();
 /** Room kept in every packet for an ACK frame, so a full-size fragment always fits beside one. */
 const ACK_RESERVE = 80;
 
@@ -100,6 +104,7 @@ interface OutMessage {
 
 /** A fragment of a message: fixed at send time, retransmitted whole. */
 interface Chunk {
+  kind: 'chunk';
   msg: OutMessage;
   total: number;
   offset: number;
@@ -109,7 +114,8 @@ interface Chunk {
   queued: boolean;
 }
 
-type QueueItem = { kind: 'chunk'; chunk: Chunk } | { kind: 'close' };
+/** The send queue: chunks themselves (no wrapper per chunk), and the CLOSE. */
+type QueueItem = Chunk | { kind: 'close' };
 
 interface SentPacket {
   pn: number;
@@ -246,8 +252,9 @@ export class Connection {
     // Fragment once; an empty message is one empty chunk.
     let offset = 0;
     do {
-      const part = data.subarray(offset, offset + this.chunkMax);
-      this.queue.push({ kind: 'chunk', chunk: { msg, total: data.length, offset, data: part, acked: false, queued: true } });
+      // A message that fits one chunk keeps the caller's array: a fan-out's recipients then share it.
+      const part = offset === 0 && data.length <= this.chunkMax ? data : data.subarray(offset, offset + this.chunkMax);
+      this.queue.push({ kind: 'chunk', msg, total: data.length, offset, data: part, acked: false, queued: true });
       offset += part.length;
     } while (offset < data.length);
     this.bufferedSend += data.length;
@@ -268,8 +275,9 @@ export class Connection {
     this.closingDeadline = now + Math.max(CLOSING_LINGER_MS, 3 * this.ptoDuration());
   }
 
-  /** Builds the next packet to send, or null when nothing is due. The payload is a view of a shared
-   * scratch buffer, valid until the next pollTransmit of any connection: seal it (or copy it) at once. */
+  /** Builds the next packet to send, or null when nothing is due. The result is a shared object and its
+   * payload a view of a shared scratch buffer, both valid until the next pollTransmit of any connection:
+   * seal it (or copy it) at once. */
   pollTransmit(now: number): { pn: number; payload: Uint8Array } | null {
     if (this.st === 'closed' && !this.finalAck) return null;
     if (this.nextPn > MAX_PACKET_NUMBER) return null;
@@ -290,14 +298,18 @@ export class Connection {
       ackLargest = this.ranges[0]!.hi;
     }
     const chunks: Chunk[] = [];
-    const ctx = newPacketContext();
+    const ctx = packetContext;
+    ctx.stream = -1;
+    ctx.seq = -1;
     let closeSent = false;
     let elicits = false;
     if (canSendData) {
-      for (const f of this.pathFrames.splice(0)) {
-        encodeFrame(w, f);
-        budget -= frameSize(f);
-        elicits = true;
+      if (this.pathFrames.length > 0) {
+        for (const f of this.pathFrames.splice(0)) {
+          encodeFrame(w, f);
+          budget -= frameSize(f);
+          elicits = true;
+        }
       }
       // Retransmissions first, then new data in order; stop at the first chunk that does not fit.
       while (this.retx.length > 0) {
@@ -327,13 +339,13 @@ export class Connection {
           closeSent = true;
           break;
         }
-        const f = chunkFrame(item.chunk);
+        const f = chunkFrame(item);
         if (frameSize(f) > budget) break;
         this.queue.shift();
-        item.chunk.queued = false;
+        item.queued = false;
         encodeFrame(w, f, ctx);
         budget = this.cfg.maxPayload - w.length;
-        chunks.push(item.chunk);
+        chunks.push(item);
       }
       if (chunks.length > 0 || closeSent) elicits = true;
       // Old ranges linger only until the peer acknowledges an ACK frame that carried them; a packet with
@@ -367,7 +379,9 @@ export class Connection {
       this.lastAckElicitingAt = now;
       if (this.probeBudget > 0) this.probeBudget--;
     }
-    return { pn, payload };
+    transmit.pn = pn;
+    transmit.payload = payload;
+    return transmit;
   }
 
   private buildAck(now: number): Frame {

@@ -140,9 +140,9 @@ export class Reader {
     const b = this.lenBytes(maxBytes, what);
     // Short ASCII (names, rooms) without the decoder: every byte below 0x80 is valid UTF-8 as it is.
     if (b.length <= ASCII_FAST_MAX) {
-      let ascii = true;
-      for (let i = 0; i < b.length; i++) if ((b[i] as number) >= 0x80) ascii = false;
-      if (ascii) return String.fromCharCode.apply(null, b as unknown as number[]);
+      let i = 0;
+      while (i < b.length && (b[i] as number) < 0x80) i++;
+      if (i === b.length) return String.fromCharCode.apply(null, b as unknown as number[]);
     }
     const s = utf8Text(b);
     if (s === null) throw new WireError('bad-utf8', what);

@@ -20,7 +20,17 @@
 //     udp6 socket becomes IPv4-mapped (::ffff:a.b.c.d); "fe80::1%eth0" and "fe80::1%2" set the scope id.
 //     false (nothing written) when ip is not an address literal the socket's family can reach.
 //
-//   addrStride, chunk, abi: numbers.
+//   recvWatch(fd, data, meta, names, slotSize, callback) -> watcher
+//     reads the UDP socket fd in recvmmsg(2) batches whenever it is readable, from the event loop (a
+//     uv_poll_t on a dup of fd, so the caller must stop dgram's own reading). data holds slots of slotSize
+//     bytes, one per datagram; meta RECV_META uint32s per slot: length, flags (1: truncated), family (4 or
+//     6), port, IPv4 address (host order), length of the IPv6 text in names; names RECV_NAME bytes per slot
+//     (the IPv6 source as text, with %scope when it has one). callback(count, errno) runs once per batch,
+//     count > 0, or count 0 with the errno of a failed read; the slots are valid only during the call.
+//     At most RECV_ROUNDS batches per wake-up, so one busy socket cannot starve the loop's timers.
+//   recvClose(watcher): stops reading and closes the dup; idempotent, and safe inside the callback.
+//
+//   addrStride, chunk, abi, recvMeta, recvName: numbers.
 
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -33,13 +43,21 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
 
-#define UDP_BATCH_ABI 1
+#define UDP_BATCH_ABI 2
 #define UDP_BATCH_STRIDE 28
 #define UDP_BATCH_CHUNK 256
 #define UDP_BATCH_MAX_EINTR 16
+#define RECV_META 6
+#define RECV_NAME 64
+#define RECV_MAX_SLOTS 1024
+#define RECV_ROUNDS 4
 #define UDP_BATCH_IP_MAX 95 /* INET6_ADDRSTRLEN + '%' + IFNAMSIZ, with room to spare */
 
 _Static_assert(sizeof(struct sockaddr_in6) <= UDP_BATCH_STRIDE, "sockaddr_in6 must fit the stride");
@@ -359,6 +377,271 @@ static napi_value pack_address(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+/* ---- receiving ---------------------------------------------------------------------------------- */
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback, data, meta, names;
+  napi_async_context async;
+  int fd; /* our dup */
+  size_t slots, slot_size;
+  int closed, release_refs;
+  struct mmsghdr *msgs;
+  struct iovec *iov;
+  struct sockaddr_storage *from;
+} recv_watcher;
+
+/* libuv's close callback, a loop turn after recv_stop: nothing of this watcher is in use any more (it may
+ * have been stopped from inside its own callback, which still used the async context then). */
+static void recv_free(uv_handle_t *h) {
+  recv_watcher *w = (recv_watcher *)h->data;
+  if (w->release_refs) {
+    if (w->callback) napi_delete_reference(w->env, w->callback);
+    if (w->data) napi_delete_reference(w->env, w->data);
+    if (w->meta) napi_delete_reference(w->env, w->meta);
+    if (w->names) napi_delete_reference(w->env, w->names);
+    if (w->async) napi_async_destroy(w->env, w->async);
+  }
+  free(w->msgs);
+  free(w->iov);
+  free(w->from);
+  free(w);
+}
+
+/* Stops reading and closes the dup now; the rest goes in recv_free. */
+static void recv_stop(recv_watcher *w, int release_refs) {
+  if (w->closed) return;
+  w->closed = 1;
+  w->release_refs = release_refs;
+  uv_poll_stop(&w->poll);
+  if (w->fd >= 0) close(w->fd);
+  w->fd = -1;
+  uv_close((uv_handle_t *)&w->poll, recv_free);
+}
+
+static void recv_cleanup_hook(void *arg) {
+  recv_watcher *w = (recv_watcher *)arg;
+  recv_stop(w, 0); /* the environment is going: its references go with it */
+}
+
+static int typed_ptr(napi_env env, napi_ref ref, void **p, size_t *bytes) {
+  napi_value v;
+  napi_typedarray_type t;
+  size_t n = 0;
+  if (napi_get_reference_value(env, ref, &v) != napi_ok || v == NULL) return 0;
+  if (napi_get_typedarray_info(env, v, &t, &n, p, NULL, NULL) != napi_ok) return 0;
+  *bytes = n * (t == napi_uint8_array ? 1 : 4);
+  return *p != NULL;
+}
+
+/* Calls callback(count, errno); 0 if the watcher was closed or the call failed. */
+static int recv_deliver(recv_watcher *w, int count, int err) {
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return 0;
+  int ok = 0;
+  napi_value fn, recv, argv[2], result;
+  if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && fn != NULL && napi_get_global(env, &recv) == napi_ok &&
+      napi_create_int32(env, count, &argv[0]) == napi_ok && napi_create_int32(env, err, &argv[1]) == napi_ok) {
+    napi_status st = napi_make_callback(env, w->async, recv, fn, 2, argv, &result);
+    if (st == napi_ok) ok = 1;
+    else {
+      bool pending = false;
+      napi_value exc;
+      /* An exception out of the callback goes where an event handler's would: 'uncaughtException'. */
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &exc) == napi_ok)
+        napi_fatal_exception(env, exc);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+  return ok && !w->closed;
+}
+
+static int recv_round(recv_watcher *w, struct mmsghdr *msgs, struct iovec *iov, struct sockaddr_storage *from);
+
+static void recv_on_readable(uv_poll_t *h, int status, int events) {
+  recv_watcher *w = (recv_watcher *)h->data;
+  (void)events;
+  if (w->closed) return;
+  if (status < 0) {
+    recv_deliver(w, 0, -status);
+    return;
+  }
+  struct mmsghdr *msgs = w->msgs;
+  struct iovec *iov = w->iov;
+  struct sockaddr_storage *from = w->from;
+  for (int round = 0; round < RECV_ROUNDS && !w->closed; round++) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(w->env, &scope) != napi_ok) return;
+    int more = recv_round(w, msgs, iov, from);
+    napi_close_handle_scope(w->env, scope);
+    if (!more) return;
+  }
+}
+
+/* One recvmmsg call and its callback, inside a handle scope; 1 if the socket may hold more. */
+static int recv_round(recv_watcher *w, struct mmsghdr *msgs, struct iovec *iov, struct sockaddr_storage *from) {
+  {
+    uint8_t *data = NULL, *names = NULL;
+    uint32_t *meta = NULL;
+    size_t data_bytes = 0, meta_bytes = 0, names_bytes = 0;
+    if (!typed_ptr(w->env, w->data, (void **)&data, &data_bytes) || !typed_ptr(w->env, w->meta, (void **)&meta, &meta_bytes) ||
+        !typed_ptr(w->env, w->names, (void **)&names, &names_bytes))
+      return 0;
+    size_t slots = w->slots;
+    /* The JS side may not have shrunk its arrays under us, but check: never write past them. */
+    if (data_bytes < slots * w->slot_size || meta_bytes < slots * RECV_META * 4 || names_bytes < slots * RECV_NAME) return 0;
+    for (size_t i = 0; i < slots; i++) {
+      iov[i].iov_base = data + i * w->slot_size;
+      iov[i].iov_len = w->slot_size;
+      memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n;
+    int eintr = 0;
+    do {
+      n = recvmmsg(w->fd, msgs, (unsigned)slots, MSG_DONTWAIT, NULL);
+    } while (n < 0 && errno == EINTR && ++eintr <= UDP_BATCH_MAX_EINTR);
+    if (n < 0) {
+      int e = errno;
+      if (e != EAGAIN && e != EWOULDBLOCK) recv_deliver(w, 0, e);
+      return 0;
+    }
+    if (n == 0) return 0;
+    for (int i = 0; i < n; i++) {
+      uint32_t *m = meta + (size_t)i * RECV_META;
+      m[0] = msgs[i].msg_len;
+      m[1] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1u : 0u;
+      m[5] = 0;
+      const struct sockaddr *sa = (const struct sockaddr *)&from[i];
+      if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        m[2] = 4;
+        m[3] = ntohs(s4->sin_port);
+        m[4] = ntohl(s4->sin_addr.s_addr);
+      } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        char text[INET6_ADDRSTRLEN + 1 + IF_NAMESIZE + 1];
+        m[2] = 6;
+        m[3] = ntohs(s6->sin6_port);
+        m[4] = 0;
+        if (inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text) == NULL) text[0] = 0;
+        size_t len = strlen(text);
+        if (s6->sin6_scope_id != 0 && len > 0) {
+          /* As Node spells it: the interface's name, else its index. */
+          char ifname[IF_NAMESIZE];
+          if (if_indextoname(s6->sin6_scope_id, ifname) != NULL) snprintf(text + len, sizeof text - len, "%%%s", ifname);
+          else snprintf(text + len, sizeof text - len, "%%%u", (unsigned)s6->sin6_scope_id);
+          len = strlen(text);
+        }
+        if (len > RECV_NAME) len = 0;
+        memcpy(names + (size_t)i * RECV_NAME, text, len);
+        m[5] = (uint32_t)len;
+      } else {
+        m[2] = 0; /* not expected from a UDP socket; the JS side drops it */
+        m[3] = 0;
+        m[4] = 0;
+      }
+    }
+    if (!recv_deliver(w, n, 0)) return 0;
+    return (size_t)n == slots; /* fewer: drained */
+  }
+}
+
+static napi_value recv_watch(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_type(env, "bad call");
+  if (argc < 6) return throw_type(env, "recvWatch(fd, data, meta, names, slotSize, callback) takes 6 arguments");
+  int64_t fd64 = 0, slot64 = 0;
+  if (!get_int(env, argv[0], "fd must be an integer in [0, 2^31)", 0, 2147483647.0, &fd64)) return NULL;
+  void *data_p = NULL, *meta_p = NULL, *names_p = NULL;
+  size_t data_len = 0, meta_len = 0, names_len = 0;
+  napi_typedarray_type meta_kind;
+  if (!get_typed(env, argv[1], 1, "data must be a Uint8Array", &data_p, &data_len, NULL)) return NULL;
+  if (!get_typed(env, argv[2], 0, "meta must be a Uint32Array", &meta_p, &meta_len, &meta_kind)) return NULL;
+  if (meta_kind != napi_uint32_array) return throw_type(env, "meta must be a Uint32Array");
+  if (!get_typed(env, argv[3], 1, "names must be a Uint8Array", &names_p, &names_len, NULL)) return NULL;
+  if (!get_int(env, argv[4], "slotSize must be an integer in [1, 65536]", 1, 65536.0, &slot64)) return NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function) return throw_type(env, "callback must be a function");
+  size_t slots = data_len / (size_t)slot64;
+  if (slots > RECV_MAX_SLOTS) slots = RECV_MAX_SLOTS;
+  if (meta_len / RECV_META < slots) slots = meta_len / RECV_META;
+  if (names_len / RECV_NAME < slots) slots = names_len / RECV_NAME;
+  if (slots == 0) return throw_range(env, "data, meta and names must hold at least one slot");
+
+  const int fd = (int)fd64;
+  int so_type = 0, so_protocol = 0;
+  socklen_t so_len = sizeof so_type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &so_len) != 0) return throw_type(env, "fd is not an open socket");
+  so_len = sizeof so_protocol;
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &so_protocol, &so_len) != 0) return throw_type(env, "fd is not an open socket");
+  if (so_type != SOCK_DGRAM || so_protocol != IPPROTO_UDP) return throw_type(env, "fd is not a UDP socket");
+
+  uv_loop_t *loop = NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) return throw_type(env, "no event loop");
+  recv_watcher *w = (recv_watcher *)calloc(1, sizeof *w);
+  if (w == NULL) return throw_type(env, "out of memory");
+  w->env = env;
+  w->slots = slots;
+  w->slot_size = (size_t)slot64;
+  w->msgs = (struct mmsghdr *)calloc(slots, sizeof *w->msgs);
+  w->iov = (struct iovec *)calloc(slots, sizeof *w->iov);
+  w->from = (struct sockaddr_storage *)calloc(slots, sizeof *w->from);
+  w->fd = w->msgs && w->iov && w->from ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+  if (w->fd < 0) {
+    free(w->msgs);
+    free(w->iov);
+    free(w->from);
+    free(w);
+    return throw_type(env, "recvWatch: out of memory, or the dup of fd failed");
+  }
+  napi_value name;
+  if (uv_poll_init_socket(loop, &w->poll, w->fd) != 0) {
+    close(w->fd);
+    free(w->msgs);
+    free(w->iov);
+    free(w->from);
+    free(w);
+    return throw_type(env, "uv_poll_init failed");
+  }
+  w->poll.data = w;
+  if (napi_create_string_utf8(env, "obrol.udpRecv", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &w->async) != napi_ok || napi_create_reference(env, argv[5], 1, &w->callback) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &w->data) != napi_ok || napi_create_reference(env, argv[2], 1, &w->meta) != napi_ok ||
+      napi_create_reference(env, argv[3], 1, &w->names) != napi_ok || uv_poll_start(&w->poll, UV_READABLE, recv_on_readable) != 0) {
+    /* Unlikely; recv_free releases whatever was created. */
+    recv_stop(w, 1);
+    return throw_type(env, "recvWatch could not start");
+  }
+  napi_add_env_cleanup_hook(env, recv_cleanup_hook, w);
+  napi_value ext;
+  if (napi_create_external(env, w, NULL, NULL, &ext) != napi_ok) return NULL;
+  return ext;
+}
+
+static napi_value recv_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "recvClose(watcher)");
+  napi_valuetype t;
+  void *p = NULL;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external || napi_get_value_external(env, argv[0], &p) != napi_ok || p == NULL)
+    return throw_type(env, "watcher must come from recvWatch");
+  recv_watcher *w = (recv_watcher *)p;
+  if (!w->closed) {
+    napi_remove_env_cleanup_hook(env, recv_cleanup_hook, w);
+    recv_stop(w, 1);
+  }
+  return NULL;
+}
+
 static int set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) != napi_ok) return 0;
@@ -374,7 +657,9 @@ static int set_num(napi_env env, napi_value exports, const char *name, int v) {
 NAPI_MODULE_INIT() {
   if (!set_fn(env, exports, "sendBatch", send_batch) || !set_fn(env, exports, "packAddress", pack_address) ||
       !set_num(env, exports, "addrStride", UDP_BATCH_STRIDE) || !set_num(env, exports, "chunk", UDP_BATCH_CHUNK) ||
-      !set_num(env, exports, "abi", UDP_BATCH_ABI))
+      !set_num(env, exports, "abi", UDP_BATCH_ABI) || !set_fn(env, exports, "recvWatch", recv_watch) ||
+      !set_fn(env, exports, "recvClose", recv_close) || !set_num(env, exports, "recvMeta", RECV_META) ||
+      !set_num(env, exports, "recvName", RECV_NAME))
     return NULL;
   return exports;
 }

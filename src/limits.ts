@@ -87,6 +87,16 @@ export const UDP_BATCH_MAX_BYTES = 4 << 20;
  * under a spread of spoofed sources). */
 export const UDP_BATCH_MAX_ADDRESSES = 16_384;
 
+// ---- Batched receives (src/net/udp-recv.ts) --------------------------------------------------------
+
+/** Datagrams per recvmmsg call (the addon makes at most 4 calls per wake-up, then lets timers run). */
+export const RECV_BATCH_SLOTS = 64;
+/** Bytes per receive slot: the largest UDP payload fits, so nothing is truncated. Only the pages a
+ * datagram touches become resident. */
+export const RECV_SLOT_BYTES = 65_536;
+/** Source addresses kept as objects between datagrams; past it the cache starts again (spoofed sources). */
+export const RECV_ADDRESS_CACHE_MAX = 65_536;
+
 // ---- Session: liveness -----------------------------------------------------------------------
 
 /** Send a keepalive after this much idleness: well under the usual 30 s NAT binding timeout. */

@@ -31,10 +31,29 @@ export interface UdpBatchAddon {
   readonly addrStride: number;
   readonly chunk: number;
   readonly abi: number;
+  /** Reads fd in recvmmsg batches whenever it is readable (a poll on a dup of fd; the caller stops dgram's
+   * own reading). Slots of slotSize bytes in data; recvMeta uint32s per slot in meta (length, flags,
+   * family, port, IPv4 address in host order, IPv6 text length); recvName bytes per slot in names (the
+   * IPv6 source as text). callback(count, errno) runs once per batch; the slots are valid during it. */
+  recvWatch(
+    fd: number,
+    data: Uint8Array,
+    meta: Uint32Array,
+    names: Uint8Array,
+    slotSize: number,
+    callback: (count: number, errno: number) => void,
+  ): RecvWatcher;
+  /** Stops a watcher and closes its dup; idempotent, safe inside its callback. */
+  recvClose(watcher: RecvWatcher): void;
+  readonly recvMeta: number;
+  readonly recvName: number;
 }
 
+/** An opaque handle from recvWatch. */
+export type RecvWatcher = { readonly __recvWatcher: unique symbol };
+
 export const ADDON_PATH = fileURLToPath(new URL('../../build/udp_batch.node', import.meta.url));
-const ADDON_ABI = 1;
+const ADDON_ABI = 2;
 const ADDR_STRIDE = 28;
 
 let addonState: { addon: UdpBatchAddon | null; error: string | null } | undefined;
@@ -75,15 +94,17 @@ export function udpBatchAddonError(): string | null {
 
 interface UdpHandle {
   fd?: unknown;
+  recvStop?: unknown;
+  recvStart?: unknown;
 }
 
-interface DgramState {
+export interface DgramState {
   handle: UdpHandle | null;
   connectState?: unknown;
 }
 
 /** Reads the socket's internal state without the deprecated `_handle` getter (it warns, DEP0112). */
-function stateAccessor(socket: dgram.Socket): (() => DgramState | null) | null {
+export function stateAccessor(socket: dgram.Socket): (() => DgramState | null) | null {
   const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
   if (sym === undefined) return null;
   const holder = socket as unknown as Record<symbol, unknown>;

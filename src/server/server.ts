@@ -28,6 +28,7 @@ import type { Retention, Store } from '../store/store.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { LegacyGateway, type LegacyStats } from '../legacy/gateway.js';
 import { UdpBatchSender } from '../net/udp-batch.js';
+import { UdpBatchReceiver, type UdpReceiverOptions } from '../net/udp-recv.js';
 
 export interface ServerOptions {
   host?: string;
@@ -48,6 +49,8 @@ export interface ServerOptions {
   staticKey?: KeyPair;
   /** Also speak the original plain-text protocol on the same port (off by default: it is unauthenticated). */
   legacy?: { idleMs?: number; ratePerSec?: number; burst?: number; clientsPerIp?: number };
+  /** How the socket is read (tests: scrub, or dgram's events instead of recvmmsg). */
+  receive?: UdpReceiverOptions;
 }
 
 export interface ServerCounters {
@@ -103,6 +106,7 @@ export class ObrolServer {
   private timerAt: number | null = null;
   private closed = false;
   private flushQueued: NodeJS.Immediate | null = null;
+  private readonly receiver: UdpBatchReceiver;
   private readonly flushNow = (): void => {
     this.flushQueued = null;
     try {
@@ -157,7 +161,7 @@ export class ObrolServer {
     this.sweeper = setInterval(() => this.sweep(), RETENTION_SWEEP_MS).unref();
     // The gateway runs on the endpoint's monotonic clock; the chat core stamps wall-clock time.
     this.legacy = opts.legacy ? new LegacyGateway(this.chat, { ...opts.legacy, chatTime: () => Date.now() }) : null;
-    socket.on('message', (msg, rinfo) => this.onDatagram(msg, { address: rinfo.address, port: rinfo.port }));
+    this.receiver = new UdpBatchReceiver(socket, (data, from) => this.onDatagram(data, from), () => this.onBatchEnd(), opts.receive);
   }
 
   static async start(opts: ServerOptions): Promise<ObrolServer> {
@@ -214,11 +218,12 @@ export class ObrolServer {
     return this.legacy?.stats ?? null;
   }
 
-  private onDatagram(msg: Buffer, from: Address): void {
+  /** One datagram; data is valid only during the call (see UdpBatchReceiver). */
+  private onDatagram(data: Uint8Array, from: Address): void {
     this.counters.datagramsIn++;
-    this.counters.bytesIn += msg.length;
+    this.counters.bytesIn += data.length;
     try {
-      const bytes = new Uint8Array(msg.buffer, msg.byteOffset, Math.min(msg.length, MAX_DATAGRAM));
+      const bytes = data.length > MAX_DATAGRAM ? data.subarray(0, MAX_DATAGRAM) : data;
       if (isObrolDatagram(bytes)) {
         this.endpoint.handleDatagram(monoNow(), from, bytes);
       } else if (this.legacy) {
@@ -226,7 +231,8 @@ export class ObrolServer {
       } else {
         this.counters.notObrol++;
       }
-      this.pump();
+      // With recvmmsg the replies to a whole batch leave together, and the timer is re-armed once.
+      this.pump(!this.receiver.native);
     } catch (e) {
       // A bug must not take the server down for everyone; count it and carry on.
       this.counters.internalErrors++;
@@ -234,8 +240,21 @@ export class ObrolServer {
     }
   }
 
-  /** Runs the chat layer on the endpoint's events, sends what is due, and re-arms the timer. */
-  private pump(): void {
+  /** After a batch of datagrams read by recvmmsg: send what they caused, re-arm the timer. */
+  private onBatchEnd(): void {
+    try {
+      if (this.flushQueued !== null) clearImmediate(this.flushQueued);
+      this.flushNow();
+      this.arm();
+    } catch (e) {
+      this.counters.internalErrors++;
+      if (process.env.OBROL_DEBUG) console.error(e);
+    }
+  }
+
+  /** Runs the chat layer on the endpoint's events, sends what is due, and (unless the caller will, at the
+   * end of a batch) schedules the flush and re-arms the timer. */
+  private pump(schedule = true): void {
     const now = monoNow();
     for (;;) {
       const ev = this.endpoint.pollEvent(now);
@@ -265,6 +284,7 @@ export class ObrolServer {
     for (let t = this.legacy?.pollTransmit() ?? null; t !== null; t = this.legacy?.pollTransmit() ?? null) this.sendTo(t.to, t.data);
     // Flushed once the event loop has run every datagram it read in this turn (libuv reads up to 32 per
     // socket): the replies to a burst of packets, say many sessions' keepalives, share one sendmmsg call.
+    if (!schedule) return;
     if (this.out.pending > 0 && this.flushQueued === null) this.flushQueued = setImmediate(this.flushNow);
     this.arm();
   }
@@ -344,6 +364,15 @@ export class ObrolServer {
     this.out.push(data, to.port, to.address);
   }
 
+  /** How datagrams arrive: through the recvmmsg addon, or with dgram and why. */
+  get receivePath(): string {
+    return this.receiver.native ? 'recvmmsg' : `dgram (${this.receiver.fallbackReason ?? 'unknown'})`;
+  }
+
+  get receiveStats(): Readonly<UdpBatchReceiver['stats']> {
+    return this.receiver.stats;
+  }
+
   /** How datagrams leave: through the sendmmsg addon, or with dgram and why. */
   get sendPath(): string {
     return this.out.native ? 'sendmmsg' : `dgram (${this.out.fallbackReason ?? 'unknown'})`;
@@ -397,6 +426,7 @@ export class ObrolServer {
     this.timer = null;
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+    this.receiver.close();
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
     this.store.close();
   }

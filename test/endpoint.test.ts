@@ -145,6 +145,7 @@ test('tampering: every byte of a recorded DATA packet, flipped in turn, is rejec
   assert.ok(recorded);
   const rec = recorded as Uint8Array;
   const before = p.serverEvents.length;
+  const unknownBefore = p.server.drops.get('unknown-session') ?? 0;
   for (let i = 0; i < rec.length; i++) {
     for (const bit of [0x01, 0x80]) {
       const bad = rec.slice();
@@ -152,6 +153,8 @@ test('tampering: every byte of a recorded DATA packet, flipped in turn, is rejec
       p.server.handleDatagram(p.now, { address: '127.0.0.1', port: 40000 }, bad);
     }
   }
+  // A flipped cid bit names no session, even one (byte 4's top bit, bytes 5 to 8) outside the map's key.
+  assert.equal((p.server.drops.get('unknown-session') ?? 0) - unknownBefore, 16);
   p.settle();
   assert.equal(p.serverEvents.slice(before).filter((e) => e.type === 'message').length, 0, 'no flipped packet delivered');
   // The untouched packet is still accepted afterwards: nothing a forger sent changed the session.

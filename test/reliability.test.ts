@@ -199,6 +199,41 @@ test('keepalives hold a quiet session open; silence ends it with idle timeout (c
   assert.ok(closed && closed.type === 'closed' && closed.code === 1 && !closed.byPeer);
 });
 
+test('a keepalive PING is acknowledged at once, not after the ack delay; a message still waits for it', () => {
+  let now = 0;
+  const a = new Connection(clientCfg, now);
+  const b = new Connection(serverCfg, now);
+  // Open both ways first: the first packets carry handshake-time acks of their own.
+  a.send(1, new Uint8Array([1]), now);
+  for (let t = a.pollTransmit(now); t; t = a.pollTransmit(now)) b.onPacket(now, t.pn, t.payload);
+  now += 1000;
+  b.onTimeout(now);
+  for (let t = b.pollTransmit(now); t; t = b.pollTransmit(now)) a.onPacket(now, t.pn, t.payload);
+  // A message: the server holds its ack back (ack delay), so nothing leaves at once.
+  now += 1000;
+  a.send(1, new Uint8Array([2]), now);
+  for (let t = a.pollTransmit(now); t; t = a.pollTransmit(now)) b.onPacket(now, t.pn, t.payload);
+  assert.equal(b.pollTransmit(now), null, 'an ack for a message waits for the ack delay');
+  now += 1000;
+  b.onTimeout(now);
+  for (let t = b.pollTransmit(now); t; t = b.pollTransmit(now)) a.onPacket(now, t.pn, t.payload);
+  // Quiet until the client's keepalive: its PING is answered in the same instant.
+  const ka = a.nextDeadline();
+  assert.ok(ka !== null);
+  now = ka;
+  a.onTimeout(now);
+  let pings = 0;
+  for (let t = a.pollTransmit(now); t; t = a.pollTransmit(now)) {
+    pings++;
+    b.onPacket(now, t.pn, t.payload);
+  }
+  assert.equal(pings, 1);
+  const reply = b.pollTransmit(now);
+  assert.ok(reply !== null, 'the PING is acked at once');
+  const frames = decodeFrames(reply.payload);
+  assert.ok(frames.ok && frames.value.some((f) => f.type === 'ack'));
+});
+
 test('graceful close reaches the peer even when the first CLOSE is lost', () => {
   let first = true;
   const d = direct((dir, _pn) => {

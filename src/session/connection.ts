@@ -414,6 +414,7 @@ export class Connection {
     this.recordReceived(pn, now);
     this.unackedArrivals = true;
     let elicits = false;
+    let pinged = false;
     for (const f of frames) {
       if (isAckEliciting(f)) elicits = true;
       switch (f.type) {
@@ -435,6 +436,8 @@ export class Connection {
           this.events.push({ type: 'path-response', data: f.data.slice() });
           break;
         case 'ping':
+          pinged = true;
+          break;
         case 'padding':
           break;
       }
@@ -445,7 +448,9 @@ export class Connection {
       // sessions then fall due together and leave in one batch, not one timer and one system call each.
       if (this.ackDeadline === null) this.ackDeadline = Math.max(now, Math.floor((now + this.maxAckDelay) / ACK_TIMER_SLOT_MS) * ACK_TIMER_SLOT_MS);
       // Ack at once when a gap appears, so the sender detects the loss quickly.
-      if (this.ackElicitingUnacked >= ACK_EVERY_PACKETS || outOfOrder) this.ackNow = true;
+      // And at once for a PING, which asks for nothing else (a keepalive, or a sender's probe): the acks to a
+      // batch of keepalives then leave with that batch, no timer each, and a probing sender hears sooner.
+      if (this.ackElicitingUnacked >= ACK_EVERY_PACKETS || outOfOrder || pinged) this.ackNow = true;
     }
     return 'accepted';
   }

@@ -466,8 +466,14 @@ static void recv_on_readable(uv_poll_t *h, int status, int events) {
   (void)events;
   if (w->closed) return;
   if (status < 0) {
-    recv_deliver(w, 0, -status);
-    return;
+    /* libuv stops a poll on EPOLLERR, which a pending socket error raises (ICMP port unreachable on a
+     * connected socket, say). Take the error (reading SO_ERROR clears it), report it, and poll again; a
+     * socket that cannot even answer getsockopt is not polled again. */
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    int ok = getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0;
+    if (!recv_deliver(w, 0, ok && soerr != 0 ? soerr : -status) || !ok) return;
+    if (uv_poll_start(&w->poll, UV_READABLE, recv_on_readable) != 0) return;
   }
   struct mmsghdr *msgs = w->msgs;
   struct iovec *iov = w->iov;

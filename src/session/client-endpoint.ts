@@ -117,7 +117,7 @@ export class ClientEndpoint {
     switch (p.type) {
       case 'cookie':
         if (st.name !== 'hello' || !eq(p.cid, this.cid)) return this.drop('unexpected');
-        st.cookie = p.cookie;
+        st.cookie = p.cookie.slice(); // p is a view into the datagram, which the reader reuses
         this.out.push(encodeHello(this.cid, st.cookie, this.noise1));
         this.helloSentAt = now;
         this.rto = HANDSHAKE_RTO_MS;
@@ -152,7 +152,7 @@ export class ClientEndpoint {
           now,
         );
         const finish = encodeHsFinish(p.serverCid, noise3);
-        this.state = { name: 'finish', finish, conn, channel: new SecureChannel(keys, p.serverCid, now), serverKey };
+        this.state = { name: 'finish', finish, conn, channel: new SecureChannel(keys, p.serverCid.slice(), now), serverKey };
         this.out.push(finish);
         this.rto = HANDSHAKE_RTO_MS;
         this.resendAt = now + this.rto;

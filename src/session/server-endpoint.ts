@@ -116,6 +116,10 @@ interface Session {
   conn: Connection;
   channel: SecureChannel;
   deadline: number | null;
+  /** In `dirty`, waiting for flushSession. */
+  dirty: boolean;
+  /** Removed: a flush still queued for it is skipped. */
+  gone: boolean;
   probe: { addr: Address; data: Uint8Array; until: number; dupLeft: number } | null;
 }
 
@@ -128,7 +132,9 @@ export class ServerEndpoint {
   private readonly handshakeBuckets = new Map<string, { tokens: number; at: number }>();
   private readonly timers = new DeadlineHeap<SessionId>();
   private readonly pendingTimers = new DeadlineHeap<number>();
-  private readonly dirty = new Set<SessionId>();
+  /** Sessions touched since the last flush, each once (Session.dirty): the objects themselves, so a flush
+   * does not look each one up again among 100,000. */
+  private readonly dirty: Session[] = [];
   private readonly out: Transmit[] = [];
   private sink: TransmitSink | null = null;
   /** Where datagrams are sealed for the sink: one reused buffer, large enough for any datagram we build. */
@@ -285,6 +291,8 @@ export class ServerEndpoint {
       conn: new Connection({ ...this.connConfig, initialRttMs: entry.resent ? undefined : now - entry.sentAt }, now),
       channel: new SecureChannel({ send: keys.send, recv: keys.recv }, entry.clientCid, now),
       deadline: null,
+      dirty: false,
+      gone: false,
       probe: null,
     };
     this.byCid.set(entry.cidKey, session);
@@ -371,7 +379,9 @@ export class ServerEndpoint {
 
   /** Mark a session as possibly having output and events, and refresh its timer. */
   private touch(s: Session): void {
-    this.dirty.add(s.sid);
+    if (s.dirty) return;
+    s.dirty = true;
+    this.dirty.push(s);
   }
 
   private flushSession(now: number, s: Session): void {
@@ -420,6 +430,7 @@ export class ServerEndpoint {
   }
 
   private removeSession(s: Session): void {
+    s.gone = true;
     this.sessions.delete(s.sid);
     this.byCid.delete(s.cidKey);
     this.countIp(s.ip, -1);
@@ -427,7 +438,7 @@ export class ServerEndpoint {
 
   /** Next datagram to send, or null. Call until null after every input. */
   pollTransmit(now: number): Transmit | null {
-    if (this.out.length === 0 && this.dirty.size > 0) this.flushDirty(now);
+    if (this.out.length === 0 && this.dirty.length > 0) this.flushDirty(now);
     return this.out.shift() ?? null;
   }
 
@@ -438,15 +449,18 @@ export class ServerEndpoint {
   }
 
   private flushDirty(now: number): void {
-    for (const sid of this.dirty) {
-      const s = this.sessions.get(sid);
-      if (s) this.flushSession(now, s);
+    // A flush may touch more sessions: they are appended, and flushed in this same loop.
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) {
+      const s = dirty[i]!;
+      s.dirty = false;
+      if (!s.gone) this.flushSession(now, s);
     }
-    this.dirty.clear();
+    dirty.length = 0;
   }
 
   pollEvent(now: number): ServerEvent | null {
-    if (this.events.length === 0 && this.dirty.size > 0) this.flushDirty(now);
+    if (this.events.length === 0 && this.dirty.length > 0) this.flushDirty(now);
     return this.events.shift() ?? null;
   }
 

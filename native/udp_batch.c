@@ -160,6 +160,26 @@ static int socket_error(int e) {
   }
 }
 
+/* 1 if fd is an open IPv4 or IPv6 UDP socket; else 0 after throwing. */
+static int check_udp_socket(napi_env env, int fd) {
+  int so_type = 0, so_domain = 0, so_protocol = 0;
+  socklen_t so_len = sizeof so_type;
+  int open = getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &so_len) == 0;
+  so_len = sizeof so_domain;
+  open = open && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &so_domain, &so_len) == 0;
+  so_len = sizeof so_protocol;
+  open = open && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &so_protocol, &so_len) == 0;
+  if (!open) {
+    throw_type(env, "fd is not an open socket");
+    return 0;
+  }
+  if (so_type != SOCK_DGRAM || (so_domain != AF_INET && so_domain != AF_INET6) || so_protocol != IPPROTO_UDP) {
+    throw_type(env, "fd is not a UDP socket");
+    return 0;
+  }
+  return 1;
+}
+
 static napi_value send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -207,15 +227,7 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
 
   /* The fd must be a UDP socket: sendmmsg on a stream socket would write into its byte stream, and on an
    * ICMP datagram socket it would send pings. Three getsockopt calls per batch, not per datagram. */
-  int so_type = 0, so_domain = 0, so_protocol = 0;
-  socklen_t so_len = sizeof so_type;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &so_len) != 0) return throw_type(env, "fd is not an open socket");
-  so_len = sizeof so_domain;
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &so_domain, &so_len) != 0) return throw_type(env, "fd is not an open socket");
-  so_len = sizeof so_protocol;
-  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &so_protocol, &so_len) != 0) return throw_type(env, "fd is not an open socket");
-  if (so_type != SOCK_DGRAM || (so_domain != AF_INET && so_domain != AF_INET6) || so_protocol != IPPROTO_UDP)
-    return throw_type(env, "fd is not a UDP socket");
+  if (!check_udp_socket(env, fd)) return NULL;
 
   struct mmsghdr msgs[UDP_BATCH_CHUNK];
   struct iovec iov[UDP_BATCH_CHUNK];
@@ -489,74 +501,72 @@ static void recv_on_readable(uv_poll_t *h, int status, int events) {
 
 /* One recvmmsg call and its callback, inside a handle scope; 1 if the socket may hold more. */
 static int recv_round(recv_watcher *w, struct mmsghdr *msgs, struct iovec *iov, struct sockaddr_storage *from) {
-  {
-    uint8_t *data = NULL, *names = NULL;
-    uint32_t *meta = NULL;
-    size_t data_bytes = 0, meta_bytes = 0, names_bytes = 0;
-    if (!typed_ptr(w->env, w->data, (void **)&data, &data_bytes) || !typed_ptr(w->env, w->meta, (void **)&meta, &meta_bytes) ||
-        !typed_ptr(w->env, w->names, (void **)&names, &names_bytes))
-      return 0;
-    size_t slots = w->slots;
-    /* The JS side may not have shrunk its arrays under us, but check: never write past them. */
-    if (data_bytes < slots * w->slot_size || meta_bytes < slots * RECV_META * 4 || names_bytes < slots * RECV_NAME) return 0;
-    for (size_t i = 0; i < slots; i++) {
-      iov[i].iov_base = data + i * w->slot_size;
-      iov[i].iov_len = w->slot_size;
-      memset(&msgs[i], 0, sizeof msgs[i]);
-      msgs[i].msg_hdr.msg_name = &from[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    int n;
-    int eintr = 0;
-    do {
-      n = recvmmsg(w->fd, msgs, (unsigned)slots, MSG_DONTWAIT, NULL);
-    } while (n < 0 && errno == EINTR && ++eintr <= UDP_BATCH_MAX_EINTR);
-    if (n < 0) {
-      int e = errno;
-      if (e != EAGAIN && e != EWOULDBLOCK) recv_deliver(w, 0, e);
-      return 0;
-    }
-    if (n == 0) return 0;
-    for (int i = 0; i < n; i++) {
-      uint32_t *m = meta + (size_t)i * RECV_META;
-      m[0] = msgs[i].msg_len;
-      m[1] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1u : 0u;
-      m[5] = 0;
-      const struct sockaddr *sa = (const struct sockaddr *)&from[i];
-      if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        m[2] = 4;
-        m[3] = ntohs(s4->sin_port);
-        m[4] = ntohl(s4->sin_addr.s_addr);
-      } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        char text[INET6_ADDRSTRLEN + 1 + IF_NAMESIZE + 1];
-        m[2] = 6;
-        m[3] = ntohs(s6->sin6_port);
-        m[4] = 0;
-        if (inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text) == NULL) text[0] = 0;
-        size_t len = strlen(text);
-        if (s6->sin6_scope_id != 0 && len > 0) {
-          /* As Node spells it: the interface's name, else its index. */
-          char ifname[IF_NAMESIZE];
-          if (if_indextoname(s6->sin6_scope_id, ifname) != NULL) snprintf(text + len, sizeof text - len, "%%%s", ifname);
-          else snprintf(text + len, sizeof text - len, "%%%u", (unsigned)s6->sin6_scope_id);
-          len = strlen(text);
-        }
-        if (len > RECV_NAME) len = 0;
-        memcpy(names + (size_t)i * RECV_NAME, text, len);
-        m[5] = (uint32_t)len;
-      } else {
-        m[2] = 0; /* not expected from a UDP socket; the JS side drops it */
-        m[3] = 0;
-        m[4] = 0;
-      }
-    }
-    if (!recv_deliver(w, n, 0)) return 0;
-    return (size_t)n == slots; /* fewer: drained */
+  uint8_t *data = NULL, *names = NULL;
+  uint32_t *meta = NULL;
+  size_t data_bytes = 0, meta_bytes = 0, names_bytes = 0;
+  if (!typed_ptr(w->env, w->data, (void **)&data, &data_bytes) || !typed_ptr(w->env, w->meta, (void **)&meta, &meta_bytes) ||
+      !typed_ptr(w->env, w->names, (void **)&names, &names_bytes))
+    return 0;
+  size_t slots = w->slots;
+  /* The JS side may not have shrunk its arrays under us, but check: never write past them. */
+  if (data_bytes < slots * w->slot_size || meta_bytes < slots * RECV_META * 4 || names_bytes < slots * RECV_NAME) return 0;
+  for (size_t i = 0; i < slots; i++) {
+    iov[i].iov_base = data + i * w->slot_size;
+    iov[i].iov_len = w->slot_size;
+    memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
   }
+  int n;
+  int eintr = 0;
+  do {
+    n = recvmmsg(w->fd, msgs, (unsigned)slots, MSG_DONTWAIT, NULL);
+  } while (n < 0 && errno == EINTR && ++eintr <= UDP_BATCH_MAX_EINTR);
+  if (n < 0) {
+    int e = errno;
+    if (e != EAGAIN && e != EWOULDBLOCK) recv_deliver(w, 0, e);
+    return 0;
+  }
+  if (n == 0) return 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t *m = meta + (size_t)i * RECV_META;
+    m[0] = msgs[i].msg_len;
+    m[1] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1u : 0u;
+    m[5] = 0;
+    const struct sockaddr *sa = (const struct sockaddr *)&from[i];
+    if (sa->sa_family == AF_INET) {
+      const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+      m[2] = 4;
+      m[3] = ntohs(s4->sin_port);
+      m[4] = ntohl(s4->sin_addr.s_addr);
+    } else if (sa->sa_family == AF_INET6) {
+      const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+      char text[INET6_ADDRSTRLEN + 1 + IF_NAMESIZE + 1];
+      m[2] = 6;
+      m[3] = ntohs(s6->sin6_port);
+      m[4] = 0;
+      if (inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text) == NULL) text[0] = 0;
+      size_t len = strlen(text);
+      if (s6->sin6_scope_id != 0 && len > 0) {
+        /* As Node spells it: the interface's name, else its index. */
+        char ifname[IF_NAMESIZE];
+        if (if_indextoname(s6->sin6_scope_id, ifname) != NULL) snprintf(text + len, sizeof text - len, "%%%s", ifname);
+        else snprintf(text + len, sizeof text - len, "%%%u", (unsigned)s6->sin6_scope_id);
+        len = strlen(text);
+      }
+      if (len > RECV_NAME) len = 0;
+      memcpy(names + (size_t)i * RECV_NAME, text, len);
+      m[5] = (uint32_t)len;
+    } else {
+      m[2] = 0; /* not expected from a UDP socket; the JS side drops it */
+      m[3] = 0;
+      m[4] = 0;
+    }
+  }
+  if (!recv_deliver(w, n, 0)) return 0;
+  return (size_t)n == slots; /* fewer: drained */
 }
 
 static napi_value recv_watch(napi_env env, napi_callback_info info) {
@@ -583,12 +593,7 @@ static napi_value recv_watch(napi_env env, napi_callback_info info) {
   if (slots == 0) return throw_range(env, "data, meta and names must hold at least one slot");
 
   const int fd = (int)fd64;
-  int so_type = 0, so_protocol = 0;
-  socklen_t so_len = sizeof so_type;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &so_len) != 0) return throw_type(env, "fd is not an open socket");
-  so_len = sizeof so_protocol;
-  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &so_protocol, &so_len) != 0) return throw_type(env, "fd is not an open socket");
-  if (so_type != SOCK_DGRAM || so_protocol != IPPROTO_UDP) return throw_type(env, "fd is not a UDP socket");
+  if (!check_udp_socket(env, fd)) return NULL;
 
   uv_loop_t *loop = NULL;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) return throw_type(env, "no event loop");

@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Address } from '../src/session/address.js';
@@ -16,7 +16,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 if (!existsSync(join(root, 'build', 'udp_batch.status.json')))
   spawnSync(process.execPath, [join(root, 'native', 'build.mjs')], { stdio: 'ignore', timeout: 120_000 });
 
-const { loadUdpBatchAddon, udpBatchAddonError } = await import('../src/net/udp-batch.js');
+const { loadUdpBatchAddon, socketFd, udpBatchAddonError } = await import('../src/net/udp-batch.js');
 const { UdpBatchReceiver } = await import('../src/net/udp-recv.js');
 const { ObrolServer } = await import('../src/server/server.js');
 const { ObrolClient } = await import('../src/client/client.js');
@@ -168,6 +168,25 @@ test('recvmmsg: an exception in a handler is counted, and the rest of the batch 
   await until(() => got.includes('after'), 2000, () => `got ${JSON.stringify(got)}`);
   assert.deepEqual(got, ['a', 'b', 'c', 'after']);
   assert.equal(rx.stats.handlerErrors, 2);
+});
+
+test('recvWatch refuses what is not a bound UDP socket, and bad arguments, with TypeError or RangeError', { skip: NO_ADDON }, async (t) => {
+  const a = loadUdpBatchAddon()!;
+  const data = new Uint8Array(65_536);
+  const meta = new Uint32Array(a.recvMeta);
+  const names = new Uint8Array(a.recvName);
+  const file = openSync(fileURLToPath(import.meta.url), 'r');
+  t.after(() => closeSync(file));
+  assert.throws(() => a.recvWatch(file, data, meta, names, 65_536, () => {}), TypeError);
+  const udp = await bind(t, 'udp4', '127.0.0.1');
+  const fd = socketFd(udp);
+  assert.ok(fd >= 0);
+  assert.throws(() => a.recvWatch(fd, data, meta, names, 0, () => {}), RangeError);
+  assert.throws(() => a.recvWatch(fd, data, meta, names, 65_536 * 2, () => {}), RangeError);
+  assert.throws(() => a.recvWatch(fd, data, new Uint32Array(0), names, 65_536, () => {}), RangeError);
+  assert.throws(() => a.recvWatch(fd, data, new Int32Array(a.recvMeta) as unknown as Uint32Array, names, 65_536, () => {}), TypeError);
+  assert.throws(() => a.recvWatch(fd, data, meta, names, 65_536, 'no' as unknown as () => void), TypeError);
+  assert.throws(() => a.recvClose({} as never), TypeError);
 });
 
 test('a server whose receive memory is overwritten after every batch still works end to end', { skip: NO_ADDON, timeout: 60_000 }, async (t) => {

@@ -282,8 +282,8 @@ export class ObrolServer {
     this.endpoint.flushTransmits(now);
     // Bounded by what the chat queued in this pump; each poll removes one.
     for (let t = this.legacy?.pollTransmit() ?? null; t !== null; t = this.legacy?.pollTransmit() ?? null) this.sendTo(t.to, t.data);
-    // Flushed once the event loop has run every datagram it read in this turn (libuv reads up to 32 per
-    // socket): the replies to a burst of packets, say many sessions' keepalives, share one sendmmsg call.
+    // Without recvmmsg (and after a timer), flushed once the event loop has run every datagram it read in
+    // this turn (libuv reads up to 32 per socket): the replies to a burst share one sendmmsg call.
     if (!schedule) return;
     if (this.out.pending > 0 && this.flushQueued === null) this.flushQueued = setImmediate(this.flushNow);
     this.arm();

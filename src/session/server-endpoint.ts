@@ -545,7 +545,7 @@ export class ServerEndpoint {
 }
 
 /** A map key from a cid's first 31 bits: a small integer, which V8 hashes without building a string
- * per packet (hex(cid) was a tenth of the receive path with 20,000 sessions). */
+ * per packet (building and hashing hex(cid) was about 4% of the server's time at 20,000 idle sessions). */
 function cidKeyOf(cid: Uint8Array): number {
   return ((cid[0] ?? 0) | ((cid[1] ?? 0) << 8) | ((cid[2] ?? 0) << 16) | (((cid[3] ?? 0) & 0x7f) << 24)) >>> 0;
 }

@@ -95,7 +95,6 @@ export function udpBatchAddonError(): string | null {
 interface UdpHandle {
   fd?: unknown;
   recvStop?: unknown;
-  recvStart?: unknown;
 }
 
 export interface DgramState {

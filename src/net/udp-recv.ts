@@ -102,8 +102,7 @@ export class UdpBatchReceiver {
     const fd = socketFd(this.socket);
     if (!handle || fd < 0) return 'the socket is not bound, or its fd is not readable here';
     const stop = handle.recvStop;
-    const start = handle.recvStart;
-    if (typeof stop !== 'function' || typeof start !== 'function') return "this Node's dgram handle has no recvStop";
+    if (typeof stop !== 'function') return "this Node's dgram handle has no recvStop";
     this.metaStride = addon.recvMeta;
     this.nameStride = addon.recvName;
     this.data = new Uint8Array(slots * RECV_SLOT_BYTES);

@@ -56,16 +56,20 @@ export function utf8Text(b: Uint8Array): string | null {
 /** Longest text Reader.text decodes without TextDecoder when it is ASCII (an argument list for fromCharCode). */
 const ASCII_FAST_MAX = 256;
 
+/** Big-endian 32-bit unsigned at b[p..p+4), which the caller has checked is in range. */
+function be32(b: Uint8Array, p: number): number {
+  return b[p]! * 0x100_0000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
+}
+
 /** Largest value a QUIC-style varint carries here; 2^53-1 keeps it exact in a JS number. */
 export const VARINT_MAX = Number.MAX_SAFE_INTEGER;
 
 export class Reader {
   private pos = 0;
-  private readonly view: DataView;
 
-  constructor(readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
+  // Reads index the bytes directly: a DataView per decode was an allocation, and asking a small typed
+  // array for its .buffer makes V8 move its bytes off the heap (a malloc and a copy) on every packet.
+  constructor(readonly bytes: Uint8Array) {}
 
   get offset(): number {
     return this.pos;
@@ -81,19 +85,20 @@ export class Reader {
 
   u8(what = 'u8'): number {
     this.need(1, what);
-    return this.view.getUint8(this.pos++);
+    return this.bytes[this.pos++]!;
   }
 
   u16(what = 'u16'): number {
     this.need(2, what);
-    const v = this.view.getUint16(this.pos);
+    const b = this.bytes;
+    const p = this.pos;
     this.pos += 2;
-    return v;
+    return (b[p]! << 8) | b[p + 1]!;
   }
 
   u32(what = 'u32'): number {
     this.need(4, what);
-    const v = this.view.getUint32(this.pos);
+    const v = be32(this.bytes, this.pos);
     this.pos += 4;
     return v;
   }
@@ -101,8 +106,8 @@ export class Reader {
   /** 64-bit big-endian unsigned, must fit in 2^53-1. */
   u64(what = 'u64'): number {
     this.need(8, what);
-    const hi = this.view.getUint32(this.pos);
-    const lo = this.view.getUint32(this.pos + 4);
+    const hi = be32(this.bytes, this.pos);
+    const lo = be32(this.bytes, this.pos + 4);
     if (hi > 0x1f_ffff) throw new WireError('bad-value', `${what}: exceeds 2^53`);
     this.pos += 8;
     return hi * 0x1_0000_0000 + lo;
@@ -111,11 +116,12 @@ export class Reader {
   /** QUIC variable-length integer (RFC 9000 §16), limited to [0, max]. Non-minimal encodings are accepted, as in QUIC. */
   varint(what = 'varint', max = VARINT_MAX): number {
     this.need(1, what);
-    const first = this.view.getUint8(this.pos);
+    const b = this.bytes;
+    const first = b[this.pos]!;
     const len = 1 << (first >> 6);
     this.need(len, what);
     let v = first & 0x3f;
-    for (let i = 1; i < len; i++) v = v * 256 + this.view.getUint8(this.pos + i);
+    for (let i = 1; i < len; i++) v = v * 256 + b[this.pos + i]!;
     if (v > max) throw new WireError('bad-varint', `${what}: ${v} > ${max}`);
     this.pos += len;
     return v;

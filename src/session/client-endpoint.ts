@@ -146,10 +146,10 @@ export class ClientEndpoint {
             idleTimeoutMs: this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
             sendBufferMax: SEND_BUFFER_MAX_BYTES,
             recvBufferMax: RECV_BUFFER_MAX_BYTES,
-            // The HELLO/HS_REPLY exchange is a round trip: a better first estimate than the default.
-            initialRttMs: this.helloSentAt !== null && !this.helloResent ? now - this.helloSentAt : undefined,
           },
           now,
+          // The HELLO/HS_REPLY exchange is a round trip: a better first estimate than the default.
+          this.helloSentAt !== null && !this.helloResent ? now - this.helloSentAt : undefined,
         );
         const finish = encodeHsFinish(p.serverCid, noise3);
         this.state = { name: 'finish', finish, conn, channel: new SecureChannel(keys, p.serverCid.slice(), now), serverKey };

@@ -54,8 +54,6 @@ export interface ConnectionConfig {
   idleTimeoutMs: number;
   sendBufferMax: number;
   recvBufferMax: number;
-  /** An RTT measured during the handshake, used until the first ack gives a sample. */
-  initialRttMs?: number;
   /** Longest we hold back an ack (default MAX_ACK_DELAY_MS). */
   maxAckDelayMs?: number;
   /** Longest the peer holds back its acks, which our probe timeout waits for (default MAX_ACK_DELAY_MS). */
@@ -175,7 +173,7 @@ export class Connection {
   private packetThreshold = LOSS_PACKET_THRESHOLD;
   private timeThreshold = LOSS_TIME_THRESHOLD;
   /** Recently declared-lost packet numbers, to recognise spurious losses (bounded, oldest dropped). */
-  private readonly declaredLost = new Set<number>();
+  private declaredLost: Set<number> | null = null; // created at the first loss: most sessions never lose one
 
   // ---- receive side
   private readonly ranges: AckRange[] = []; // descending, merged, all above ackFloor
@@ -198,24 +196,25 @@ export class Connection {
   private lastReceiveAt: number;
   private finalAck = false;
 
-  private readonly counters = {
-    sentPackets: 0,
-    recvPackets: 0,
-    lostPackets: 0,
-    spuriousLosses: 0,
-    retransmittedBytes: 0,
-    ackFramesSent: 0,
-    ackFramesReceived: 0,
-  };
+  // Counters, as fields rather than an object of their own: one object fewer to reach on every packet.
+  private sentPackets = 0;
+  private recvPackets = 0;
+  private lostPackets = 0;
+  private spuriousLosses = 0;
+  private retransmittedBytes = 0;
+  private ackFramesSent = 0;
+  private ackFramesReceived = 0;
 
-  constructor(cfg: ConnectionConfig, now: number) {
+  /** cfg may be shared by many connections (it is read, never written); initialRttMs is an RTT measured
+   * during the handshake, used until the first ack gives a sample. */
+  constructor(cfg: ConnectionConfig, now: number, initialRttMs?: number) {
     this.cfg = cfg;
     this.chunkMax = cfg.maxPayload - ACK_RESERVE - MSG_HEADER_MAX;
     this.maxAckDelay = cfg.maxAckDelayMs ?? MAX_ACK_DELAY_MS;
     this.peerMaxAckDelay = cfg.peerMaxAckDelayMs ?? MAX_ACK_DELAY_MS;
     if (this.chunkMax < 64) throw new RangeError(`maxPayload ${cfg.maxPayload} is too small`);
     this.cwnd = INITIAL_CWND_PACKETS * cfg.maxPayload;
-    if (cfg.initialRttMs !== undefined && cfg.initialRttMs >= 0) this.updateRtt(Math.max(cfg.initialRttMs, TIMER_GRANULARITY_MS), 0);
+    if (initialRttMs !== undefined && initialRttMs >= 0) this.updateRtt(Math.max(initialRttMs, TIMER_GRANULARITY_MS), 0);
     this.lastSendAt = now;
     this.lastReceiveAt = now;
   }
@@ -235,7 +234,13 @@ export class Connection {
       bufferedSendBytes: this.bufferedSend,
       bufferedRecvBytes: this.bufferedRecv,
       lastReceiveAt: this.lastReceiveAt,
-      ...this.counters,
+      sentPackets: this.sentPackets,
+      recvPackets: this.recvPackets,
+      lostPackets: this.lostPackets,
+      spuriousLosses: this.spuriousLosses,
+      retransmittedBytes: this.retransmittedBytes,
+      ackFramesSent: this.ackFramesSent,
+      ackFramesReceived: this.ackFramesReceived,
     };
   }
 
@@ -326,7 +331,7 @@ export class Connection {
         encodeFrame(w, f, ctx);
         budget = this.cfg.maxPayload - w.length;
         chunks.push(c);
-        this.counters.retransmittedBytes += c.data.length;
+        this.retransmittedBytes += c.data.length;
       }
       while (this.queue.length > 0 && this.retx.length === 0) {
         const item = this.queue[0]!;
@@ -361,11 +366,11 @@ export class Connection {
 
     const pn = this.nextPn++;
     const payload = w.finish();
-    this.counters.sentPackets++;
+    this.sentPackets++;
     this.lastSendAt = now;
     if (ackIncluded) {
       this.unackedArrivals = false;
-      this.counters.ackFramesSent++;
+      this.ackFramesSent++;
       this.ackElicitingUnacked = 0;
       this.ackDeadline = null;
       this.ackNow = false;
@@ -408,7 +413,7 @@ export class Connection {
     for (const f of frames) if (f.type === 'msg') incoming += this.newBytes(f);
     if (this.bufferedRecv + incoming > this.cfg.recvBufferMax) return 'over-buffer';
 
-    this.counters.recvPackets++;
+    this.recvPackets++;
     this.lastReceiveAt = now;
     const outOfOrder = this.largestRecv >= 0 && pn !== this.largestRecv + 1;
     this.recordReceived(pn, now);
@@ -419,7 +424,7 @@ export class Connection {
       if (isAckEliciting(f)) elicits = true;
       switch (f.type) {
         case 'ack':
-          this.counters.ackFramesReceived++;
+          this.ackFramesReceived++;
           this.onAck(now, f.ranges, f.delayUs);
           break;
         case 'msg':
@@ -548,7 +553,9 @@ export class Connection {
     const largest = ranges[0]!.hi;
     let newlyAcked = false;
     let largestNewlyAcked: SentPacket | null = null;
-    for (const [pn, p] of this.sent) {
+    // bytesInFlight > 0 exactly when sent is not empty (every record has a size): an idle session's ack
+    // then does not touch the map at all.
+    if (this.bytesInFlight > 0) for (const [pn, p] of this.sent) {
       if (pn > largest) break;
       if (!inRanges(pn, ranges)) continue;
       this.sent.delete(pn);
@@ -570,6 +577,7 @@ export class Connection {
   /** An ack for a packet we declared lost: it was reordered, not lost. Undo the cut and tolerate more. */
   private checkSpuriousLoss(ranges: AckRange[]): void {
     let spurious = false;
+    if (this.declaredLost === null) return;
     for (const pn of this.declaredLost) {
       if (inRanges(pn, ranges)) {
         this.declaredLost.delete(pn);
@@ -577,7 +585,7 @@ export class Connection {
       }
     }
     if (!spurious) return;
-    this.counters.spuriousLosses++;
+    this.spuriousLosses++;
     this.packetThreshold = Math.min(this.packetThreshold + 1, MAX_REORDER_PACKETS);
     this.timeThreshold = Math.min(this.timeThreshold + 0.125, MAX_REORDER_TIME_FACTOR);
     if (this.undo) {
@@ -634,10 +642,11 @@ export class Connection {
       if (this.largestAcked - pn >= this.packetThreshold || p.time + lossDelay <= now) {
         this.sent.delete(pn);
         this.bytesInFlight -= p.size;
-        this.counters.lostPackets++;
-        this.declaredLost.add(pn);
+        this.lostPackets++;
+        const lost = (this.declaredLost ??= new Set());
+        lost.add(pn);
         if (p.ackLargest >= 0) this.ackOfAckInFlight = false;
-        if (this.declaredLost.size > DECLARED_LOST_MEMORY) this.declaredLost.delete(this.declaredLost.values().next().value!);
+        if (lost.size > DECLARED_LOST_MEMORY) lost.delete(lost.values().next().value!);
         this.requeue(p);
         lostAny = true;
         latestLostTime = Math.max(latestLostTime, p.time);
@@ -667,7 +676,7 @@ export class Connection {
   }
 
   private ptoTime(): number | null {
-    if (this.sent.size === 0 || this.lastAckElicitingAt === null) return null;
+    if (this.bytesInFlight === 0 || this.lastAckElicitingAt === null) return null;
     return this.lastAckElicitingAt + Math.min(this.ptoDuration() * 2 ** this.ptoCount, MAX_PTO_MS);
   }
 

@@ -153,7 +153,7 @@ test('tampering: every byte of a recorded DATA packet, flipped in turn, is rejec
       p.server.handleDatagram(p.now, { address: '127.0.0.1', port: 40000 }, bad);
     }
   }
-  // A flipped cid bit names no session, even one (byte 4's top bit, bytes 5 to 8) outside the map's key.
+  // A flipped cid bit names no session: in the slot half it names another slot, in the check half it fails the check.
   assert.equal((p.server.drops.get('unknown-session') ?? 0) - unknownBefore, 16);
   p.settle();
   assert.equal(p.serverEvents.slice(before).filter((e) => e.type === 'message').length, 0, 'no flipped packet delivered');
@@ -341,4 +341,69 @@ test('endpoint: with a transmit sink, datagrams go to it as they are sealed, in 
   assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `m${i}`));
   assert.equal(memories.size, 1, 'every session datagram was sealed into the same memory');
   assert.deepEqual([...offsets], [0], 'at the same place');
+});
+
+test('the slot of a closed session is reused by the next one; a late packet of the old session is an unknown session there', () => {
+  let now = 1_000;
+  const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now });
+  const events: ServerEvent[] = [];
+  /** Opens a client from `port`; returns it with every datagram it sent. */
+  function connect(port: number) {
+    const client = new ClientEndpoint({ staticKey: generateKeyPair(), random, now, hello: utf8Bytes(`c${port}`), verifyServerKey: () => ({ ok: true }) });
+    const sent: Uint8Array[] = [];
+    const from: Address = { address: '127.0.0.1', port };
+    const pump = (): void => {
+      for (let round = 0; round < 50; round++) {
+        let moved = false;
+        for (let d = client.pollTransmit(); d !== null; d = client.pollTransmit()) {
+          sent.push(d.slice());
+          server.handleDatagram(now, from, d);
+          moved = true;
+        }
+        for (let t = server.pollTransmit(now); t !== null; t = server.pollTransmit(now)) {
+          if (t.to.port === port) client.handleDatagram(now, t.data);
+          moved = true;
+        }
+        for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) {
+          events.push(e);
+          if (e.type === 'session-open' && e.addr.port === port) server.send(now, e.sid, 0, utf8Bytes('welcome'));
+        }
+        for (let e = client.pollEvent(); e; e = client.pollEvent());
+        if (!moved) return;
+      }
+    };
+    pump();
+    assert.equal(client.phase, 'open');
+    return { client, sent, pump };
+  }
+  const serverCidOf = (d: Uint8Array): string => Buffer.from(d.subarray(1, 9)).toString('hex');
+
+  const a = connect(41000);
+  a.client.send(now, 1, utf8Bytes('late'));
+  const late = a.client.pollTransmit()!; // never delivered while a's session lives
+  a.client.close(now, 0, 'bye');
+  a.pump();
+  assert.ok(events.some((e) => e.type === 'session-closed'));
+  assert.equal(server.sessionCount, 0);
+
+  now += 10;
+  const b = connect(41001);
+  b.client.send(now, 1, utf8Bytes('b here'));
+  b.pump();
+  const aCid = serverCidOf(a.sent.find((d) => d[0]! >= 0xfc)!);
+  const bCid = serverCidOf(b.sent.find((d) => d[0]! >= 0xfc)!);
+  assert.notEqual(aCid, bCid);
+  assert.equal(aCid.slice(0, 8), bCid.slice(0, 8), 'b took the slot a left');
+
+  const unknown = server.drops.get('unknown-session') ?? 0;
+  const count = events.length;
+  server.handleDatagram(now, { address: '127.0.0.1', port: 41000 }, late);
+  assert.equal(server.drops.get('unknown-session'), unknown + 1);
+  assert.equal(server.drops.get('auth') ?? 0, 0, 'refused by the check word, before any decryption');
+  for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) events.push(e);
+  assert.equal(events.length, count);
+  // b's session is untouched.
+  b.client.send(now, 1, utf8Bytes('still here'));
+  b.pump();
+  assert.ok(events.slice(count).some((e) => e.type === 'message' && utf8Text(e.data) === 'still here'));
 });

@@ -270,6 +270,18 @@ test('HELLO is always padded to exactly the padded size, and other sizes are ref
   assert.equal(decodePacket(bigger).ok, false);
 });
 
+test('a HELLO whose padding is not all zero is refused, wherever the nonzero byte is', () => {
+  const h = encodeHello(new Uint8Array(8), new Uint8Array(20), new Uint8Array(32));
+  assert.equal(decodePacket(h).ok, true);
+  for (const at of [HELLO_PADDED_SIZE - 1, HELLO_PADDED_SIZE - 600, HELLO_PADDED_SIZE - 1000]) {
+    const bad = h.slice();
+    bad[at] = 0x80;
+    const d = decodePacket(bad);
+    assert.equal(d.ok, false);
+    if (!d.ok) assert.equal(d.error.code, 'bad-value');
+  }
+});
+
 test('random and mutated packets never crash the decoder', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 1300 }), (b) => {

@@ -13,6 +13,7 @@ usage: obrol serve [options]              run a server (default port 6789)
        obrol proxy --listen PORT --to HOST:PORT [...]  a UDP impairment proxy for testing
        obrol bench [...]                  fan-out benchmark against C and Node relays (docs/PERFORMANCE.md)
        obrol bench idle [...]             N idle sessions: server memory and keepalive CPU
+       obrol bench endpoint [...]         the session layer alone, in process: CPU per keepalive
        obrol --version
 
 Run \`obrol COMMAND --help\` for a command's options.
@@ -38,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       // Loaded on demand: the harness is not needed to chat.
       if (rest[0] === 'idle') return (await import('../bench/idle.js')).idleMain(rest.slice(1));
+      if (rest[0] === 'endpoint') return (await import('../bench/endpoint.js')).endpointMain(rest.slice(1));
       return (await import('../bench/harness.js')).benchMain(rest);
     case '--version':
     case '-v':

@@ -1,0 +1,179 @@
+// The server endpoint's own CPU, in process (no sockets, no event loop): keepalives of many idle sessions,
+// and a room's fan-out. Precise where the socket benchmarks are noisy, so a change to the session layer can
+// be measured alone. `--order random` feeds the keepalives in a shuffled order, as they arrive at a real
+// server: each session's state is then cold in the CPU's caches, which costs more than the code itself
+// at 100,000 sessions (see docs/PERFORMANCE.md).
+
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { cpus } from 'node:os';
+import { generateKeyPair } from '../crypto/noise.js';
+import { KEEPALIVE_MS, MAX_DATAGRAM } from '../limits.js';
+import { ClientEndpoint } from '../session/client-endpoint.js';
+import { ServerEndpoint, type SessionId } from '../session/server-endpoint.js';
+import { utf8Bytes } from '../wire/buf.js';
+
+const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+
+interface Rig {
+  server: ServerEndpoint;
+  clients: ClientEndpoint[];
+  sids: SessionId[];
+  /** Datagrams the server produced since the last take, by client index. */
+  take(): { to: number; data: Uint8Array }[];
+  now: number;
+}
+
+/** N clients with open sessions to one server endpoint; client i is at port i + 1. */
+function rig(n: number, start: number): Rig {
+  let now = start;
+  const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now, sessionsPerIp: n, handshakesPerIpPerSec: 1e9, maxSessions: n });
+  let out: { to: number; data: Uint8Array }[] = [];
+  server.setTransmitSink((to, data) => out.push({ to: to.port - 1, data: data.slice() }));
+  const clients: ClientEndpoint[] = [];
+  const sids: SessionId[] = [];
+  const identity = generateKeyPair(); // one client key for all: the server does not care, and it is faster
+  for (let i = 0; i < n; i++) {
+    const c = new ClientEndpoint({ staticKey: identity, random, now, hello: utf8Bytes('hello'), verifyServerKey: () => ({ ok: true }) });
+    clients.push(c);
+    const from = { address: '127.0.0.1', port: i + 1 };
+    for (let round = 0; round < 8 && c.phase !== 'open'; round++) {
+      for (let d = c.pollTransmit(); d; d = c.pollTransmit()) server.handleDatagram(now, from, d);
+      server.flushTransmits(now);
+      for (const t of out.splice(0)) clients[t.to]!.handleDatagram(now, t.data);
+      for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) {
+        if (e.type === 'session-open') {
+          sids[i] = e.sid;
+          server.send(now, e.sid, 0, utf8Bytes('welcome')); // the server speaks first, which opens the client
+        }
+      }
+      for (let e = c.pollEvent(); e; e = c.pollEvent());
+    }
+    if (c.phase !== 'open') throw new Error(`session ${i} did not open`);
+  }
+  return {
+    server,
+    clients,
+    sids,
+    take: () => {
+      const t = out;
+      out = [];
+      return t;
+    },
+    get now() {
+      return now;
+    },
+    set now(t: number) {
+      now = t;
+    },
+  };
+}
+
+function shuffle(a: number[], seed: number): void {
+  let s = seed >>> 0;
+  for (let i = a.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    const j = s % (i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+}
+
+export interface EndpointBenchResult {
+  sessions: number;
+  order: 'random' | 'sequential';
+  keepalives: number;
+  /** Server endpoint CPU per keepalive: PING handled, ACK sealed, timers kept. */
+  usPerKeepalive: number;
+  heapMiB: number;
+}
+
+/** Every client's keepalive fires; the server handles them in batches of 16 (as recvmmsg hands them over)
+ * from one reused buffer (as the receiver's memory is), in the given order. Only the server's calls are timed. */
+export function keepaliveBench(o: { sessions: number; rounds: number; order: 'random' | 'sequential' }): EndpointBenchResult {
+  const r = rig(o.sessions, 1_000);
+  const arena = new Uint8Array(MAX_DATAGRAM);
+  let ns = 0n;
+  let count = 0;
+  for (let round = 0; round < o.rounds + 1; round++) {
+    r.now += KEEPALIVE_MS;
+    const pings: Uint8Array[] = [];
+    const from: number[] = [];
+    r.clients.forEach((c, i) => {
+      c.handleTimeout(r.now);
+      for (let d = c.pollTransmit(); d; d = c.pollTransmit()) {
+        pings.push(d);
+        from.push(i);
+      }
+    });
+    const order = pings.map((_, i) => i);
+    if (o.order === 'random') shuffle(order, round + 1);
+    const t0 = process.hrtime.bigint();
+    for (let k = 0; k < order.length; k++) {
+      const d = pings[order[k]!]!;
+      arena.set(d);
+      r.server.handleDatagram(r.now, { address: '127.0.0.1', port: from[order[k]!]! + 1 }, arena.subarray(0, d.length));
+      if ((k & 15) === 15) r.server.flushTransmits(r.now);
+    }
+    r.server.flushTransmits(r.now);
+    r.server.handleTimeout(r.now);
+    const dt = process.hrtime.bigint() - t0;
+    if (round > 0) {
+      // The first round warms the code up.
+      ns += dt;
+      count += pings.length;
+    }
+    for (const t of r.take()) r.clients[t.to]!.handleDatagram(r.now, t.data);
+    for (const c of r.clients) for (let e = c.pollEvent(); e; e = c.pollEvent());
+    for (let e = r.server.pollEvent(r.now); e; e = r.server.pollEvent(r.now));
+  }
+  if (r.server.sessionCount !== o.sessions) throw new Error(`${o.sessions - r.server.sessionCount} sessions closed during the run`);
+  return { sessions: o.sessions, order: o.order, keepalives: count, usPerKeepalive: Number(ns) / 1000 / count, heapMiB: process.memoryUsage().heapUsed / 2 ** 20 };
+}
+
+export const ENDPOINT_USAGE = `usage: npm run bench:endpoint -- [--sessions N] [--rounds R] [--order random|sequential|both]
+
+The server endpoint alone, in process: N open sessions (default 20000), R rounds (default 5) in which
+every client sends its keepalive PING and the server answers it. Prints the server endpoint's CPU per
+keepalive. --order random (the default with both) feeds the PINGs shuffled, as a real server receives
+them.`;
+
+export function endpointMain(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      sessions: { type: 'string', default: '20000' },
+      rounds: { type: 'string', default: '5' },
+      order: { type: 'string', default: 'both' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(ENDPOINT_USAGE);
+    return 0;
+  }
+  const sessions = Number(values.sessions);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(sessions) || sessions < 1 || sessions > 1_000_000) throw new Error('--sessions must be an integer from 1 to 1000000');
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) throw new Error('--rounds must be an integer from 1 to 1000');
+  const o = values.order;
+  const orders: ('random' | 'sequential')[] | null = o === 'both' ? ['sequential', 'random'] : o === 'random' ? ['random'] : o === 'sequential' ? ['sequential'] : null;
+  if (orders === null) throw new Error('--order must be random, sequential or both');
+  console.log(`server endpoint in process; ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}\n`);
+  console.log('| sessions | order | keepalives | µs per keepalive | heap MiB |');
+  console.log('|---|---|---|---|---|');
+  for (const order of orders) {
+    const r = keepaliveBench({ sessions, rounds, order });
+    console.log(`| ${r.sessions} | ${r.order} | ${r.keepalives} | ${r.usPerKeepalive.toFixed(2)} | ${r.heapMiB.toFixed(0)} |`);
+  }
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    process.exitCode = endpointMain(process.argv.slice(2));
+  } catch (e) {
+    console.error(`bench:endpoint: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 2;
+  }
+}

@@ -36,3 +36,18 @@ test('bench: a short real run delivers everything to every client and measures t
     rmSync(data, { recursive: true, force: true });
   }
 });
+
+test('bench: obrol clients as pool sessions and as ObrolClients both join and get every message', { timeout: 90_000 }, async () => {
+  const data = mkdtempSync(join(tmpdir(), 'obrol-bench-test-'));
+  try {
+    const [spec] = specs(['obrol'], null, data);
+    for (const obrolClients of ['pool', 'library'] as const) {
+      const row = await runOne(spec!, { clients: 12, senders: 3, rate: 60, bytes: 100, seconds: 1, workers: 2, port: 30000 + Math.floor(Math.random() * 20000), obrolClients });
+      assert.equal(row.deliveryRatio, 1, `${obrolClients}: everything delivered`);
+      assert.ok(row.offeredPerSec > 30, `${obrolClients}: offered ${row.offeredPerSec}`);
+      assert.ok(row.joinMs > 0 && Number.isFinite(row.p99Ms));
+    }
+  } finally {
+    rmSync(data, { recursive: true, force: true });
+  }
+});

@@ -14,7 +14,7 @@ import { backend as cryptoBackend } from '../crypto/primitives.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuMicros, percentile, rssBytes, sharedNow } from './measure.js';
-import type { FromWorker, Proto, ToWorker } from './load-worker.js';
+import type { FromWorker, ObrolClients, Proto, ToWorker } from './load-worker.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -98,7 +98,10 @@ function ask(w: ChildProcess, m: ToWorker, want: FromWorker['type']): Promise<Fr
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function runOne(spec: ServerSpec, o: { clients: number; senders: number; rate: number; bytes: number; seconds: number; workers: number; port: number }): Promise<Row> {
+export async function runOne(
+  spec: ServerSpec,
+  o: { clients: number; senders: number; rate: number; bytes: number; seconds: number; workers: number; port: number; obrolClients?: ObrolClients },
+): Promise<Row> {
   const server = spec.start(o.port);
   await sleep(spec.proto === 'obrol' || spec.name.startsWith('obrol') ? 1500 : 400);
   const workers: ChildProcess[] = [];
@@ -110,7 +113,11 @@ export async function runOne(spec: ServerSpec, o: { clients: number; senders: nu
       workers.map((w, i) => {
         const mine = names.filter((_, k) => k % o.workers === i);
         const senders = Math.floor(o.senders / o.workers) + (i < o.senders % o.workers ? 1 : 0);
-        return ask(w, { type: 'setup', proto: spec.proto, host: '127.0.0.1', port: o.port, names: mine, senders, bytes: o.bytes }, 'joined');
+        return ask(
+          w,
+          { type: 'setup', proto: spec.proto, host: '127.0.0.1', port: o.port, names: mine, senders, bytes: o.bytes, worker: i, obrolClients: o.obrolClients ?? 'pool' },
+          'joined',
+        );
       }),
     );
     const joinMs = performance.now() - t0;
@@ -211,6 +218,7 @@ export async function benchMain(argv: string[]): Promise<number> {
       seconds: { type: 'string', default: '5' },
       runs: { type: 'string', default: '3' },
       workers: { type: 'string', default: '1' },
+      'obrol-clients': { type: 'string', default: 'pool' },
       servers: { type: 'string', default: 'c-relay,node-relay,obrol-legacy,obrol' },
       json: { type: 'string' },
       profile: { type: 'string' },
@@ -221,12 +229,17 @@ export async function benchMain(argv: string[]): Promise<number> {
   if (values.help) {
     console.log(`usage: obrol bench [--clients N] [--senders S] [--rate R] [--bytes B] [--seconds D] [--runs K]
                    [--workers W] [--servers c-relay,node-relay,obrol-legacy,obrol] [--json FILE]
-                   [--profile DIR]
+                   [--profile DIR] [--obrol-clients pool|library]
 
 Starts each server in turn on 127.0.0.1, N simulated clients (over W generator processes), S of them
 sending B-byte messages at R messages/s in total, and reports throughput, delivery, latency and the
 server's CPU time per delivered message, as ratios to the C and Node relays. Servers alternate over K runs;
-the table shows medians.`);
+the table shows medians.
+
+  --obrol-clients pool     obrol's clients are sessions of a pool in each generator process, sharing 8
+                           sockets and one timer (default: the generator then keeps up with the server)
+  --obrol-clients library  one ObrolClient each, with its own socket and timers, as a program using the
+                           client library would`);
     return 0;
   }
   const n = (s: string | undefined, d: number) => (s === undefined ? d : Number(s));
@@ -238,7 +251,9 @@ the table shows medians.`);
     seconds: n(values.seconds, 5),
     workers: n(values.workers, 1),
     port: 0,
+    obrolClients: values['obrol-clients'] as ObrolClients,
   };
+  if (o.obrolClients !== 'pool' && o.obrolClients !== 'library') throw new Error('--obrol-clients must be pool or library');
   const which = values.servers!.split(',').map((s) => (s === 'obrol-legacy' ? 'obrol --legacy' : s));
   const cRelay = which.includes('c-relay') ? buildC() : null;
   if (which.includes('c-relay') && !cRelay) console.error('bench: no C compiler (cc): the C relay baseline is skipped');
@@ -281,7 +296,7 @@ the table shows medians.`);
   // The obrol servers load the same modules: what they find here is what they run with.
   const sendPath = process.env.OBROL_NO_SENDMMSG === '1' ? 'dgram (OBROL_NO_SENDMMSG=1)' : loadUdpBatchAddon() ? 'sendmmsg' : `dgram (${udpBatchAddonError() ?? ''})`;
   const recvPath = process.env.OBROL_NO_RECVMMSG === '1' ? 'dgram (OBROL_NO_RECVMMSG=1)' : loadUdpBatchAddon() ? 'recvmmsg' : 'dgram';
-  const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}; obrol sends with ${sendPath} and reads with ${recvPath}, AEAD and X25519 from ${cryptoBackend.name}`;
+  const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}; obrol sends with ${sendPath} and reads with ${recvPath}, AEAD and X25519 from ${cryptoBackend.name}; obrol clients: ${o.obrolClients === 'pool' ? 'sessions of a pool per generator' : 'one ObrolClient each'}`;
   console.log(`\n${o.clients} clients, ${o.senders} senders, ${o.rate} msg/s offered, ${o.bytes}-byte messages, ${o.seconds} s × ${n(values.runs, 3)} runs (medians); ${machine}\n`);
   console.log(table(medians));
   if (values.json) writeFileSync(values.json, JSON.stringify({ machine, options: o, runs: all, medians }, null, 2) + '\n');

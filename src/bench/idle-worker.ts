@@ -1,20 +1,12 @@
 // One generator process of `obrol bench idle`: opens its share of idle obrol sessions and keeps them alive.
 //
-// Far cheaper than one ObrolClient per session: it drives the sans-I/O ClientEndpoint directly, many
-// sessions share a few UDP sockets (the server tells sessions apart by connection id, not by address),
-// and one timer serves every session's deadlines (handshake retransmissions, acks, keepalive PINGs) from
-// a deadline heap, as the server does. Handshakes are paced (a rate and a cap on those in flight).
+// The sessions live in a SessionPool (many sessions over a few shared sockets, one timer for all their
+// deadlines); this process paces the handshakes (a rate and a cap on those in flight) and counts.
 // Driven by the harness (idle.ts) over IPC; the harness reads this process's CPU from /proc.
 
-import dgram from 'node:dgram';
-import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
-import { generateKeyPair } from '../crypto/noise.js';
-import { ClientEndpoint, type CloseKind, type ServerKeyVerdict } from '../session/client-endpoint.js';
-import { DeadlineHeap } from '../util/deadline-heap.js';
-import { bytesEqual } from '../util/bytes.js';
+import type { CloseKind } from '../session/client-endpoint.js';
 import { decodeServerMsg, encodeClientMsg } from '../wire/message.js';
-import { CID_LEN, PacketType } from '../wire/packet.js';
+import { now, SessionPool } from './session-pool.js';
 
 /** Where sessions go once registered: #lobby (what every obrol client does), no room, or rooms of K members. */
 export type RoomMode = { kind: 'lobby' } | { kind: 'none' } | { kind: 'rooms'; size: number };
@@ -93,23 +85,14 @@ const CONNECTING = 1;
 const OPEN = 2;
 const CLOSED = 3;
 
-/** Deadlines run per timer callback at most, so socket reads are never starved for long. */
-const MAX_DEADLINES_PER_TICK = 20_000;
 /** The join's ref in rooms mode: its `caughtup` reply marks the session opened. */
 const JOIN_REF = 1;
 
 let spec: OpenSpec;
-let eps: (ClientEndpoint | null)[] = [];
+let pool: SessionPool | null = null;
 let state: Uint8Array = new Uint8Array(0);
-let deadlines: Float64Array = new Float64Array(0);
 let startedAt: Float64Array = new Float64Array(0);
 let handshakeMs: Float64Array = new Float64Array(0);
-const heap = new DeadlineHeap<number>();
-let sockets: dgram.Socket[] = [];
-const serverCids = new Map<string, number>();
-let serverKey: Uint8Array | null = null;
-/** The first byte of every connection id this worker makes: routes replies without a lookup. */
-let cidTag = 0;
 
 let nextToStart = 0;
 /** Sessions to start: the count, or fewer once the harness stops the opening. */
@@ -123,7 +106,6 @@ let nextStartAt = Infinity;
 let opening = false;
 let firstStartAt = NaN;
 let lastOpenedAt = NaN;
-let unrouted = 0;
 const failures: Record<string, number> = {};
 const closedAfterOpen: Record<string, number> = {};
 let closedInWindow: Record<string, number> = {};
@@ -134,14 +116,7 @@ let markSent = 0;
 let markReceived = 0;
 let windowMessages = 0;
 let messagesAfterOpen = 0;
-let lateMax = 0;
-let lateOver100 = 0;
-let lateOver1s = 0;
 
-let timer: NodeJS.Timeout | null = null;
-let timerAt = Infinity;
-
-const now = (): number => performance.now();
 const bump = (r: Record<string, number>, k: string): void => {
   r[k] = (r[k] ?? 0) + 1;
 };
@@ -150,67 +125,19 @@ function reply(m: unknown): void {
   if (process.connected) process.send?.(m);
 }
 
-function verifyServerKey(k: Uint8Array): ServerKeyVerdict {
-  if (serverKey === null) serverKey = k.slice();
-  return bytesEqual(k, serverKey) ? { ok: true } : { ok: false, reason: 'the server key changed during the run' };
-}
-
-/** A connection id that names its session: tag, 3 random bytes, the session's index. */
-function cidFor(i: number): (n: number) => Uint8Array {
-  return (n) => {
-    const b = new Uint8Array(randomBytes(n));
-    if (n === CID_LEN) {
-      b[0] = cidTag;
-      new DataView(b.buffer, b.byteOffset, b.byteLength).setUint32(4, i);
-    }
-    return b;
-  };
-}
-
-/** The session a datagram from the server is for, or -1. */
-function route(b: Uint8Array): number {
-  if (b.length < 2 + CID_LEN) return -1;
-  const t = b[0]!;
-  let off: number;
-  if (t === PacketType.Data0 || t === PacketType.Data1) off = 1;
-  else if (t === PacketType.Cookie || t === PacketType.HsReply) off = 2;
-  else if (t === PacketType.Reset) {
-    // A RESET echoes our cid (answering HELLO) or the server's (answering DATA).
-    const s = serverCids.get(Buffer.from(b.buffer, b.byteOffset + 2, CID_LEN).toString('latin1'));
-    if (s !== undefined) return eps[s] === null ? -1 : s;
-    off = 2;
-  } else return -1;
-  if (b[off] !== cidTag) return -1;
-  const i = ((b[off + 4]! << 24) | (b[off + 5]! << 16) | (b[off + 6]! << 8) | b[off + 7]!) >>> 0;
-  if (i >= spec.count || eps[i] === null) return -1;
-  if (t === PacketType.HsReply && b.length >= 2 + 2 * CID_LEN) serverCids.set(Buffer.from(b.buffer, b.byteOffset + 2 + CID_LEN, CID_LEN).toString('latin1'), i);
-  return i;
-}
-
 function roomOf(i: number): string | null {
   const r = spec.rooms;
   return r.kind === 'rooms' ? `#idle-${spec.worker}-${Math.floor(i / r.size)}` : null;
 }
 
 function start(i: number): void {
-  const identity = generateKeyPair();
   const t = now();
-  const ep = new ClientEndpoint({
-    staticKey: identity,
-    random: cidFor(i),
-    now: t,
-    // resume: the server does not put the session in #lobby (it rejoins "its rooms" itself: none, or one).
-    hello: encodeClientMsg({ type: 'hello', name: `i${spec.worker}_${i}`, resume: spec.rooms.kind !== 'lobby' }),
-    verifyServerKey,
-    keepaliveMs: spec.keepaliveMs,
-    idleTimeoutMs: spec.idleTimeoutMs,
-  });
-  eps[i] = ep;
   state[i] = CONNECTING;
   startedAt[i] = t;
   if (Number.isNaN(firstStartAt)) firstStartAt = t;
   inflight++;
-  service(i, t);
+  // resume: the server does not put the session in #lobby (it rejoins "its rooms" itself: none, or one).
+  pool!.start(i, encodeClientMsg({ type: 'hello', name: `i${spec.worker}_${i}`, resume: spec.rooms.kind !== 'lobby' }), t);
 }
 
 function settled(): void {
@@ -237,63 +164,41 @@ function markFailed(i: number, why: string): void {
   state[i] = CLOSED;
   failed++;
   bump(failures, why);
-  eps[i] = null;
   settled();
 }
 
-/** Moves a session's output to its socket, handles its events, and files its next deadline. */
-function service(i: number, t: number): void {
-  const ep = eps[i]!;
-  const sock = sockets[i % sockets.length]!;
-  for (let d = ep.pollTransmit(); d !== null; d = ep.pollTransmit()) sock.send(d);
-  for (let ev = ep.pollEvent(); ev !== null; ev = ep.pollEvent()) {
-    if (ev.type === 'message') {
-      if (state[i] !== CONNECTING) {
-        messagesAfterOpen++;
-        if (measuring) windowMessages++;
-        continue; // an idle session does not read what it is told
-      }
-      const d = decodeServerMsg(ev.data);
-      if (!d.ok) continue;
-      const m = d.value;
-      if (m.type === 'welcome') {
-        const room = roomOf(i);
-        if (room === null) markOpened(i, t);
-        else {
-          ep.send(t, 1, encodeClientMsg({ type: 'join', ref: JOIN_REF, room, since: null }));
-          for (let x = ep.pollTransmit(); x !== null; x = ep.pollTransmit()) sock.send(x);
-        }
-      } else if (m.type === 'caughtup' && m.ref === JOIN_REF) markOpened(i, t);
-      else if (m.type === 'rejected' || (m.type === 'error' && m.ref === JOIN_REF)) {
-        ep.close(t, 0, 'refused');
-        markFailed(i, m.type === 'rejected' ? `rejected: ${m.reason}` : `join refused: ${m.text}`);
-        return;
-      }
-    } else if (ev.type === 'closed') {
-      onClosed(i, ev.kind);
-      return;
-    }
+/** A message from the server: only the replies that open a session are read. */
+function onMessage(i: number, data: Uint8Array, t: number): void {
+  if (state[i] !== CONNECTING) {
+    messagesAfterOpen++;
+    if (measuring) windowMessages++;
+    return; // an idle session does not read what it is told
   }
-  const d = ep.nextDeadline();
-  if (d === null) deadlines[i] = Infinity;
-  else if (d !== deadlines[i]) {
-    deadlines[i] = d;
-    heap.push(d, i);
+  const d = decodeServerMsg(data);
+  if (!d.ok) return;
+  const m = d.value;
+  if (m.type === 'welcome') {
+    const room = roomOf(i);
+    if (room === null) markOpened(i, t);
+    else pool!.send(i, encodeClientMsg({ type: 'join', ref: JOIN_REF, room, since: null }), t);
+  } else if (m.type === 'caughtup' && m.ref === JOIN_REF) markOpened(i, t);
+  else if (m.type === 'rejected' || (m.type === 'error' && m.ref === JOIN_REF)) {
+    markFailed(i, m.type === 'rejected' ? `rejected: ${m.reason}` : `join refused: ${m.text}`);
+    pool!.eps[i]?.close(t, 0, 'refused');
   }
 }
 
 function onClosed(i: number, kind: CloseKind): void {
   if (state[i] === CONNECTING) return markFailed(i, kind);
+  if (state[i] === CLOSED) return;
   state[i] = CLOSED;
-  eps[i] = null;
-  deadlines[i] = Infinity;
   bump(closedAfterOpen, kind);
   if (measuring) bump(closedInWindow, kind);
 }
 
-/** Starts the handshakes that are due under the rate and the in-flight cap. */
-function startDue(t: number): void {
-  if (!opening) return;
+/** Starts the handshakes that are due under the rate and the in-flight cap; returns when to look again. */
+function startDue(t: number): number {
+  if (!opening || inflight >= spec.inflight) return opening ? nextStartAt : Infinity;
   const burst = Math.max(1, spec.rate * 0.02);
   credit = Math.min(burst, credit + ((t - creditAt) * spec.rate) / 1000);
   creditAt = t;
@@ -303,60 +208,7 @@ function startDue(t: number): void {
   }
   if (nextToStart >= target) nextStartAt = Infinity;
   else nextStartAt = inflight < spec.inflight ? now() + ((1 - credit) * 1000) / spec.rate : Infinity;
-}
-
-function arm(): void {
-  for (;;) {
-    const t = heap.peekTime();
-    if (t === null || deadlines[heap.peekKey()!] === t) break;
-    heap.pop(); // stale
-  }
-  const next = Math.min(heap.peekTime() ?? Infinity, nextStartAt);
-  if (next === timerAt) return;
-  if (timer) clearTimeout(timer);
-  timer = null;
-  timerAt = next;
-  if (next === Infinity) return;
-  timer = setTimeout(onTimer, Math.max(0, next - now()));
-}
-
-function onTimer(): void {
-  timer = null;
-  timerAt = Infinity;
-  const t = now();
-  for (let n = 0; n < MAX_DEADLINES_PER_TICK; n++) {
-    const at = heap.peekTime();
-    if (at === null || at > t) break;
-    const i = heap.pop()!.key;
-    if (deadlines[i] !== at) continue;
-    deadlines[i] = NaN; // refiled by service() whatever the new deadline is
-    const ep = eps[i];
-    if (!ep) continue;
-    if (measuring) {
-      const late = t - at;
-      if (late > lateMax) lateMax = late;
-      if (late > 100) lateOver100++;
-      if (late > 1000) lateOver1s++;
-    }
-    ep.handleTimeout(t);
-    service(i, t);
-  }
-  startDue(t);
-  arm();
-}
-
-function onDatagram(msg: Buffer): void {
-  const b = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
-  const i = route(b);
-  if (i < 0) {
-    unrouted++;
-    return;
-  }
-  const t = now();
-  eps[i]!.handleDatagram(t, b);
-  service(i, t);
-  if (opening && inflight < spec.inflight) startDue(t);
-  arm();
+  return nextStartAt;
 }
 
 function status(): WorkerStatus {
@@ -369,7 +221,7 @@ function packetTotals(): { sent: number; received: number } {
   let sent = 0;
   let received = 0;
   for (let i = 0; i < nextToStart; i++) {
-    const s = state[i] === OPEN ? eps[i]?.stats : null;
+    const s = state[i] === OPEN ? pool?.eps[i]?.stats : null;
     if (!s) continue;
     sent += s.sentPackets;
     received += s.recvPackets;
@@ -379,40 +231,38 @@ function packetTotals(): { sent: number; received: number } {
 
 async function open(s: OpenSpec): Promise<void> {
   spec = s;
-  cidTag = 0xa0 + (s.worker & 0x0f);
-  eps = new Array<ClientEndpoint | null>(s.count).fill(null);
   state = new Uint8Array(s.count).fill(IDLE);
-  deadlines = new Float64Array(s.count).fill(Infinity);
   startedAt = new Float64Array(s.count).fill(NaN);
   handshakeMs = new Float64Array(s.count).fill(NaN);
-  for (let k = 0; k < s.sockets; k++) {
-    const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-    sock.on('message', onDatagram);
-    sock.on('error', () => {
-      /* ICMP unreachable after the server stops; the sessions' timers decide what it means */
-    });
-    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    await new Promise<void>((r) => sock.connect(s.port, s.host, () => r()));
-    sockets.push(sock);
-  }
+  pool = await SessionPool.open({
+    host: s.host,
+    port: s.port,
+    count: s.count,
+    sockets: s.sockets,
+    tag: 0xa0 + (s.worker & 0x0f),
+    keepaliveMs: s.keepaliveMs,
+    idleTimeoutMs: s.idleTimeoutMs,
+    hooks: { message: onMessage, closed: onClosed, tick: startDue },
+  });
   target = s.count;
   opening = true;
   creditAt = now();
   credit = 1;
   if (s.count === 0) return finishOpening();
   startDue(now());
-  arm();
+  pool.arm();
 }
 
 function report(): WorkerReport {
   const t = now();
   measuring = false;
+  if (pool) pool.lateness.measuring = false;
   let alive = 0;
   let heard = 0;
   let maxSilence = 0;
   for (let i = 0; i < nextToStart; i++) {
     if (state[i] !== OPEN) continue;
-    const st = eps[i]?.stats;
+    const st = pool?.eps[i]?.stats;
     if (!st) continue;
     alive++;
     const silent = t - st.lastReceiveAt;
@@ -439,11 +289,11 @@ function report(): WorkerReport {
     windowPacketsSent: p.sent - markSent,
     windowPacketsReceived: p.received - markReceived,
     windowMessages,
-    timerLateMaxMs: lateMax,
-    timerLateOver100ms: lateOver100,
-    timerLateOver1s: lateOver1s,
+    timerLateMaxMs: pool?.lateness.maxMs ?? 0,
+    timerLateOver100ms: pool?.lateness.over100ms ?? 0,
+    timerLateOver1s: pool?.lateness.over1s ?? 0,
     windowMs: t - markAt,
-    unrouted,
+    unrouted: pool?.unrouted ?? 0,
     rssBytes: process.memoryUsage().rss,
   };
 }
@@ -470,9 +320,7 @@ process.on('message', (m: ToIdleWorker) => {
         markAt = now();
         closedInWindow = {};
         windowMessages = 0;
-        lateMax = 0;
-        lateOver100 = 0;
-        lateOver1s = 0;
+        if (pool) Object.assign(pool.lateness, { measuring: true, maxMs: 0, over100ms: 0, over1s: 0 });
         measuring = true;
         reply({ type: 'marked' });
         break;
@@ -481,8 +329,7 @@ process.on('message', (m: ToIdleWorker) => {
         reply({ type: 'report', report: report() });
         break;
       case 'stop':
-        if (timer) clearTimeout(timer);
-        for (const s of sockets) s.close();
+        pool?.close();
         process.exit(0);
     }
   })().catch((e: unknown) => reply({ type: 'error', text: e instanceof Error ? (e.stack ?? e.message) : String(e) }));

@@ -1,6 +1,10 @@
 // One load-generator process of `obrol bench`: runs a share of the simulated clients (original protocol
 // or obrol's), sends paced messages from its senders, and measures what its clients receive. Driven by
 // the harness over IPC; the harness reads this process's CPU from /proc.
+//
+// obrol's clients are sessions of a SessionPool by default (a few shared sockets, one timer), so that
+// the generator is not what limits the joins or the latency; `clients: 'library'` runs one ObrolClient
+// each instead, with its own socket and timers, as a user's program would.
 
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,12 +12,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../crypto/noise.js';
 import { ObrolClient } from '../client/client.js';
+import { decodeServerMsg, encodeClientMsg } from '../wire/message.js';
 import { decodePayload, encodePayload, sharedNow } from './measure.js';
+import { SessionPool } from './session-pool.js';
 
 export type Proto = 'legacy' | 'obrol';
+/** How obrol's clients are simulated: sessions of a pool (light), or one ObrolClient each. */
+export type ObrolClients = 'pool' | 'library';
+
+/** Handshakes a worker's pool has in flight at most while its clients join. */
+const POOL_JOINS_IN_FLIGHT = 250;
+/** Sockets a worker's pool shares among its clients. */
+const POOL_SOCKETS = 8;
 
 export type ToWorker =
-  | { type: 'setup'; proto: Proto; host: string; port: number; names: string[]; senders: number; bytes: number }
+  | { type: 'setup'; proto: Proto; host: string; port: number; names: string[]; senders: number; bytes: number; worker: number; obrolClients: ObrolClients }
   | { type: 'run'; ratePerSender: number; startAt: number; measureFrom: number; measureTo: number }
   | { type: 'report' }
   | { type: 'stop' };
@@ -83,6 +96,77 @@ async function obrolClient(host: string, port: number, name: string, dir: string
   return { send: (b) => void c.say(b).catch(() => {}), close: () => c.close() };
 }
 
+/** Joins all `names` as sessions of one pool; resolves with the joined clients and the failures. */
+async function obrolPool(host: string, port: number, names: string[], worker: number): Promise<{ sims: Sim[]; failed: number }> {
+  const JOINING = 0;
+  const JOINED = 1;
+  const FAILED = 2;
+  const state = new Uint8Array(names.length).fill(JOINING);
+  let started = 0;
+  let settled = 0;
+  let failed = 0;
+  let done: (() => void) | null = null;
+  const allSettled = new Promise<void>((r) => (done = r));
+  const settle = (i: number, ok: boolean): void => {
+    state[i] = ok ? JOINED : FAILED;
+    settled++;
+    if (!ok) failed++;
+    if (settled === names.length) done?.();
+  };
+  let ref = 1;
+  const startDue = (t: number): number => {
+    while (started < names.length && started - settled < POOL_JOINS_IN_FLIGHT) {
+      pool.start(started, encodeClientMsg({ type: 'hello', name: names[started]!, resume: false }), t);
+      started++;
+    }
+    return Infinity; // started again as joins settle
+  };
+  const pool: SessionPool = await SessionPool.open({
+    host,
+    port,
+    count: names.length,
+    sockets: POOL_SOCKETS,
+    tag: 0xb0 + (worker & 0x0f),
+    hooks: {
+      message: (i, data) => {
+        const d = decodeServerMsg(data);
+        if (!d.ok) return;
+        const m = d.value;
+        if (state[i] === JOINING) {
+          // The welcome comes once the server has registered the name and put the session in #lobby.
+          if (m.type === 'welcome') settle(i, true);
+          else if (m.type === 'rejected') settle(i, false);
+        } else if (m.type === 'message' && !m.history) onBody(m.body);
+      },
+      closed: (i) => {
+        if (state[i] === JOINING) settle(i, false);
+      },
+      tick: startDue,
+    },
+  });
+  if (names.length === 0) return { sims: [], failed: 0 };
+  startDue(performance.now());
+  pool.arm();
+  const timeout = setTimeout(() => done?.(), 30_000);
+  await allSettled;
+  clearTimeout(timeout);
+  const sims: Sim[] = [];
+  for (let i = 0; i < names.length; i++) {
+    if (state[i] !== JOINED) continue;
+    sims.push({
+      send: (body) => {
+        pool.send(i, encodeClientMsg({ type: 'say', ref: ref++, room: '#lobby', body, action: false }));
+        pool.arm();
+      },
+      close: () => pool.closeSession(i),
+    });
+  }
+  closers.push(() => pool.close());
+  return { sims, failed: failed + (names.length - settled) };
+}
+
+/** Run at stop, after every client's close. */
+const closers: (() => void)[] = [];
 let sims: Sim[] = [];
 let senders: Sim[] = [];
 let bytes = 100;
@@ -102,8 +186,12 @@ process.on('message', (m: ToWorker) => {
         dir = mkdtempSync(join(tmpdir(), 'obrol-bench-'));
         const t0 = performance.now();
         let failed = 0;
-        // In batches, so a thousand handshakes do not all start in the same millisecond.
-        for (let i = 0; i < m.names.length; i += 50) {
+        if (m.proto === 'obrol' && m.obrolClients === 'pool') {
+          const r = await obrolPool(m.host, m.port, m.names, m.worker);
+          sims = r.sims;
+          failed = r.failed;
+        } else for (let i = 0; i < m.names.length; i += 50) {
+          // In batches, so a thousand handshakes do not all start in the same millisecond.
           const batch = m.names.slice(i, i + 50).map((n) =>
             (m.proto === 'legacy' ? legacyClient(m.host, m.port, n) : obrolClient(m.host, m.port, n, dir!)).catch(() => {
               failed++;
@@ -149,6 +237,7 @@ process.on('message', (m: ToWorker) => {
         if (timer) clearInterval(timer);
         for (const s of sims) s.close();
         sims = [];
+        for (const c of closers) c();
         if (dir) rmSync(dir, { recursive: true, force: true });
         process.exit(0);
     }

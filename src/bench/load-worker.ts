@@ -21,7 +21,7 @@ export type Proto = 'legacy' | 'obrol';
 export type ObrolClients = 'pool' | 'library';
 
 /** Handshakes a worker's pool has in flight at most while its clients join. */
-const POOL_JOINS_IN_FLIGHT = 250;
+const POOL_JOINS_IN_FLIGHT = 1000;
 /** Sockets a worker's pool shares among its clients. */
 const POOL_SOCKETS = 8;
 

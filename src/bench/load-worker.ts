@@ -144,6 +144,7 @@ async function obrolPool(host: string, port: number, names: string[], worker: nu
       tick: startDue,
     },
   });
+  closers.push(() => pool.close());
   if (names.length === 0) return { sims: [], failed: 0 };
   startDue(performance.now());
   pool.arm();
@@ -161,7 +162,6 @@ async function obrolPool(host: string, port: number, names: string[], worker: nu
       close: () => pool.closeSession(i),
     });
   }
-  closers.push(() => pool.close());
   return { sims, failed: failed + (names.length - settled) };
 }
 

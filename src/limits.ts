@@ -103,6 +103,11 @@ export const RECV_ADDRESS_CACHE_MAX = 65_536;
 export const KEEPALIVE_MS = 15_000;
 /** End a session after this long without hearing from the peer: three keepalives missed. */
 export const IDLE_TIMEOUT_MS = 45_000;
+/** The server checks its sessions for the idle timeout this often, in one pass over an array of when each
+ * last heard from its peer, instead of filing every session's idle deadline in the timer heap, where
+ * each keepalive moved it and left a stale entry to pop (a few cache misses each at 100,000 sessions).
+ * A session then times out up to this much later than IDLE_TIMEOUT_MS. */
+export const IDLE_SWEEP_MS = 1_000;
 /** Client gives up a connection attempt after this long and reports the server unreachable. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 /** Client's reconnect backoff: first delay, cap. */

@@ -7,9 +7,10 @@ import { ServerEndpoint, type ServerEvent } from '../src/session/server-endpoint
 import { ClientEndpoint, type ClientEvent } from '../src/session/client-endpoint.js';
 import { generateKeyPair } from '../src/crypto/noise.js';
 import { decodePacket, encodeHello, PROTOCOL_VERSION, ResetCode } from '../src/wire/packet.js';
-import { COOKIE_WINDOW_MS, HELLO_PADDED_SIZE } from '../src/limits.js';
+import { COOKIE_WINDOW_MS, HELLO_PADDED_SIZE, IDLE_SWEEP_MS, IDLE_TIMEOUT_MS } from '../src/limits.js';
 import { utf8Bytes, utf8Text } from '../src/wire/buf.js';
 import type { Address } from '../src/session/address.js';
+import { CloseCode } from '../src/session/close-codes.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 const serverAddr: Address = { address: '127.0.0.1', port: 6789 };
@@ -406,4 +407,37 @@ test('the slot of a closed session is reused by the next one; a late packet of t
   b.client.send(now, 1, utf8Bytes('still here'));
   b.pump();
   assert.ok(events.slice(count).some((e) => e.type === 'message' && utf8Text(e.data) === 'still here'));
+});
+
+test('the server times out a silent session once the idle timeout has passed, within one idle sweep', () => {
+  let now = 1_000;
+  const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now });
+  const client = new ClientEndpoint({ staticKey: generateKeyPair(), random, now, hello: utf8Bytes('hi'), verifyServerKey: () => ({ ok: true }) });
+  const from: Address = { address: '127.0.0.1', port: 42000 };
+  for (let round = 0; round < 50; round++) {
+    let moved = false;
+    for (let d = client.pollTransmit(); d !== null; d = client.pollTransmit(), moved = true) server.handleDatagram(now, from, d);
+    for (let t = server.pollTransmit(now); t !== null; t = server.pollTransmit(now), moved = true) client.handleDatagram(now, t.data);
+    for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) if (e.type === 'session-open') server.send(now, e.sid, 0, utf8Bytes('welcome'));
+    for (let e = client.pollEvent(); e; e = client.pollEvent());
+    if (!moved) break;
+  }
+  assert.equal(client.phase, 'open');
+  const lastHeard = now;
+  // The client falls silent: only the server's clock runs, and what it sends is lost.
+  let closed: Extract<ServerEvent, { type: 'session-closed' }> | null = null;
+  let closedAt = 0;
+  for (let i = 0; i < 100_000 && closed === null; i++) {
+    const next = server.nextDeadline();
+    assert.ok(next !== null, 'an open session always has a deadline');
+    now = Math.max(now, next);
+    server.handleTimeout(now);
+    while (server.pollTransmit(now) !== null);
+    for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) if (e.type === 'session-closed') [closed, closedAt] = [e, now];
+  }
+  assert.ok(closed, 'the session closed');
+  assert.equal(closed.code, CloseCode.IdleTimeout);
+  assert.ok(closedAt >= lastHeard + IDLE_TIMEOUT_MS, `closed ${closedAt - lastHeard} ms after the last packet`);
+  assert.ok(closedAt <= lastHeard + IDLE_TIMEOUT_MS + IDLE_SWEEP_MS, `closed ${closedAt - lastHeard} ms after the last packet`);
+  assert.equal(server.sessionCount, 0);
 });

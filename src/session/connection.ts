@@ -52,6 +52,9 @@ export interface ConnectionConfig {
   /** Send a PING after this long without sending anything; null to only answer (servers). */
   keepaliveMs: number | null;
   idleTimeoutMs: number;
+  /** The owner watches the idle timeout (it calls onTimeout once nothing has been received for
+   * idleTimeoutMs), so nextDeadline leaves it out: the server's endpoint sweeps all sessions at once. */
+  idleWatchedByOwner?: boolean;
   sendBufferMax: number;
   recvBufferMax: number;
   /** Longest we hold back an ack (default MAX_ACK_DELAY_MS). */
@@ -684,16 +687,14 @@ export class Connection {
 
   nextDeadline(): number | null {
     if (this.st === 'closed') return this.finalAck ? this.lastReceiveAt : null;
-    let t = this.lastReceiveAt + this.cfg.idleTimeoutMs;
-    const consider = (x: number | null): void => {
-      if (x !== null && x < t) t = x;
-    };
-    consider(this.ackDeadline);
-    consider(this.lossTime ?? this.ptoTime());
+    let t = this.cfg.idleWatchedByOwner === true ? Infinity : this.lastReceiveAt + this.cfg.idleTimeoutMs;
+    if (this.ackDeadline !== null && this.ackDeadline < t) t = this.ackDeadline;
+    const recovery = this.lossTime ?? this.ptoTime();
+    if (recovery !== null && recovery < t) t = recovery;
     // Once a PING is pending the keepalive timer has done its job; a past deadline would spin the caller.
-    if (this.cfg.keepaliveMs !== null && !this.pingPending) consider(this.lastSendAt + this.cfg.keepaliveMs);
-    consider(this.closingDeadline);
-    return t;
+    if (this.cfg.keepaliveMs !== null && !this.pingPending && this.lastSendAt + this.cfg.keepaliveMs < t) t = this.lastSendAt + this.cfg.keepaliveMs;
+    if (this.closingDeadline !== null && this.closingDeadline < t) t = this.closingDeadline;
+    return t === Infinity ? null : t;
   }
 
   onTimeout(now: number): void {

@@ -8,6 +8,7 @@ import {
   DEFAULT_MTU,
   HANDSHAKE_BUCKETS_MAX,
   HANDSHAKES_PER_IP_PER_SEC,
+  IDLE_SWEEP_MS,
   IDLE_TIMEOUT_MS,
   MAX_DATAGRAM,
   MAX_SESSIONS,
@@ -138,6 +139,9 @@ export class ServerEndpoint {
   private readonly freeSlots: number[] = [];
   private liveSlots = 0;
   private readonly slotMask: number;
+  /** When each slot's session last received a packet it accepted: the idle sweep's input (IDLE_SWEEP_MS). */
+  private lastHeard = new Float64Array(1024);
+  private nextSweep: number;
   private readonly pendingByHello = new Map<string, Pending>();
   private readonly sessions = new Map<SessionId, Session>();
   private readonly sessionsPerIp = new Map<string, number>();
@@ -165,12 +169,14 @@ export class ServerEndpoint {
   constructor(private readonly opts: ServerEndpointOptions) {
     this.cookies = new CookieJar(() => opts.random(32), opts.now);
     this.slotMask = u32le(opts.random(4), 0);
+    this.nextSweep = opts.now + IDLE_SWEEP_MS;
     const mtu = opts.mtu ?? DEFAULT_MTU;
     this.connConfig = {
       maxPayload: mtu - DATA_HEADER_LEN - AEAD_TAG_LEN,
       keepaliveMs: null,
       ...SERVER_ACK_DELAYS,
       idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+      idleWatchedByOwner: true,
       sendBufferMax: opts.sendBufferMax ?? SEND_BUFFER_MAX_BYTES,
       recvBufferMax: opts.recvBufferMax ?? RECV_BUFFER_MAX_BYTES,
     };
@@ -316,6 +322,7 @@ export class ServerEndpoint {
       probe: null,
     };
     this.slots[entry.slot] = session;
+    this.heard(entry.slot, now);
     this.sessions.set(sid, session);
     this.events.push({ type: 'session-open', sid, addr: from, clientKey, hello });
     this.touch(session);
@@ -335,7 +342,8 @@ export class ServerEndpoint {
     const opened = s.channel.open(now, p.keyPhase, p.pn, p.header, p.sealed);
     if (!opened.ok) return this.drop(opened.reason);
     const verdict = s.conn.onPacket(now, p.pn, opened.payload);
-    if (verdict === 'malformed') this.drop('frames');
+    if (verdict === 'accepted') this.lastHeard[s.slot] = now;
+    else if (verdict === 'malformed') this.drop('frames');
     else if (verdict === 'over-buffer') this.drop('over-buffer');
     if (!sameAddr(from, s.addr)) this.startProbe(now, s, from);
     this.touch(s);
@@ -492,11 +500,11 @@ export class ServerEndpoint {
       if (s !== undefined && s.kind === 'session' && s.deadline === t) break;
       this.timers.pop(); // stale entry
     }
-    const a = this.timers.peekTime();
-    const b = this.pendingTimers.peekTime();
-    if (a === null) return b;
-    if (b === null) return a;
-    return Math.min(a, b);
+    let next = this.timers.peekTime() ?? Infinity;
+    const p = this.pendingTimers.peekTime();
+    if (p !== null && p < next) next = p;
+    if (this.sessions.size > 0 && this.nextSweep < next) next = this.nextSweep;
+    return next === Infinity ? null : next;
   }
 
   handleTimeout(now: number): void {
@@ -520,7 +528,32 @@ export class ServerEndpoint {
         this.countIp(p.addr.address, -1);
       }
     }
+    if (now >= this.nextSweep) this.sweepIdle(now);
     this.flushDirty(now);
+  }
+
+  /** Times out every session that has heard nothing for the idle timeout: one pass over lastHeard. */
+  private sweepIdle(now: number): void {
+    this.nextSweep = now + IDLE_SWEEP_MS;
+    const before = now - this.connConfig.idleTimeoutMs;
+    const heard = this.lastHeard;
+    const n = Math.min(this.slots.length, heard.length);
+    for (let slot = 0; slot < n; slot++) {
+      if (heard[slot]! > before) continue;
+      const s = this.slots[slot];
+      if (s === undefined || s.kind !== 'session') continue;
+      s.conn.onTimeout(now);
+      this.touch(s);
+    }
+  }
+
+  private heard(slot: number, now: number): void {
+    if (slot >= this.lastHeard.length) {
+      const grown = new Float64Array(Math.max(this.lastHeard.length * 2, slot + 1));
+      grown.set(this.lastHeard);
+      this.lastHeard = grown;
+    }
+    this.lastHeard[slot] = now;
   }
 
   private takeHandshakeToken(now: number, ip: string): boolean {

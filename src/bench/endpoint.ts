@@ -12,6 +12,7 @@ import { KEEPALIVE_MS, MAX_DATAGRAM } from '../limits.js';
 import { ClientEndpoint } from '../session/client-endpoint.js';
 import { ServerEndpoint, type SessionId } from '../session/server-endpoint.js';
 import { utf8Bytes } from '../wire/buf.js';
+import { Rng } from '../proxy/rng.js';
 
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 
@@ -69,11 +70,11 @@ function rig(n: number, start: number): Rig {
   };
 }
 
+/** Fisher-Yates with the project's seeded PRNG, so a round's order is the same from run to run. */
 function shuffle(a: number[], seed: number): void {
-  let s = seed >>> 0;
+  const rng = new Rng(seed);
   for (let i = a.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    const j = s % (i + 1);
+    const j = rng.nextU32() % (i + 1);
     [a[i], a[j]] = [a[j]!, a[i]!];
   }
 }

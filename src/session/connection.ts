@@ -579,8 +579,8 @@ export class Connection {
 
   /** An ack for a packet we declared lost: it was reordered, not lost. Undo the cut and tolerate more. */
   private checkSpuriousLoss(ranges: AckRange[]): void {
-    let spurious = false;
     if (this.declaredLost === null) return;
+    let spurious = false;
     for (const pn of this.declaredLost) {
       if (inRanges(pn, ranges)) {
         this.declaredLost.delete(pn);

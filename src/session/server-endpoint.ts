@@ -120,8 +120,6 @@ interface Session {
   deadline: number | null;
   /** In `dirty`, waiting for flushSession. */
   dirty: boolean;
-  /** Removed: a flush still queued for it is skipped. */
-  gone: boolean;
   probe: { addr: Address; data: Uint8Array; until: number; dupLeft: number } | null;
 }
 
@@ -318,7 +316,6 @@ export class ServerEndpoint {
       channel: new SecureChannel({ send: keys.send, recv: keys.recv }, entry.clientCid, now),
       deadline: null,
       dirty: false,
-      gone: false,
       probe: null,
     };
     this.slots[entry.slot] = session;
@@ -458,7 +455,6 @@ export class ServerEndpoint {
   }
 
   private removeSession(s: Session): void {
-    s.gone = true;
     this.sessions.delete(s.sid);
     this.freeSlot(s.slot);
     this.countIp(s.ip, -1);
@@ -482,7 +478,7 @@ export class ServerEndpoint {
     for (let i = 0; i < dirty.length; i++) {
       const s = dirty[i]!;
       s.dirty = false;
-      if (!s.gone) this.flushSession(now, s);
+      if (this.slots[s.slot] === s) this.flushSession(now, s); // else removed: a flush still queued is skipped
     }
     dirty.length = 0;
   }

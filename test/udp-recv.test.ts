@@ -240,3 +240,45 @@ test('a server whose receive memory is overwritten after every batch still works
   assert.equal(server.counters.internalErrors, 0);
   assert.ok(server.receiveStats.batches > 0 && server.receiveStats.batches <= server.receiveStats.datagrams);
 });
+
+test("the benchmarks' session pool, reading with recvmmsg into memory scrubbed after every batch, opens sessions and chats through a real server", { skip: NO_ADDON, timeout: 60_000 }, async (t) => {
+  const { SessionPool } = await import('../src/bench/session-pool.js');
+  const { decodeServerMsg, encodeClientMsg } = await import('../src/wire/message.js');
+  const data = tempDir('obrol-pool-');
+  t.after(() => data.remove());
+  const server = await ObrolServer.start({ host: '127.0.0.1', port: 0, dataDir: data.path, memory: true, staticKey: generateKeyPair(), chatLimits: { floodBurst: 1000, floodRate: 1000 } });
+  t.after(() => server.close());
+  const N = 40;
+  const welcomed = new Set<number>();
+  const heard = new Map<number, string[]>();
+  const pool = await SessionPool.open({
+    host: '127.0.0.1',
+    port: server.address().port,
+    count: N,
+    sockets: 2,
+    tag: 0xc1,
+    scrubReceives: true,
+    hooks: {
+      message: (i, bytes) => {
+        const d = decodeServerMsg(bytes);
+        if (!d.ok) return;
+        if (d.value.type === 'welcome') welcomed.add(i);
+        if (d.value.type === 'message' && d.value.room === '#lobby') heard.set(i, [...(heard.get(i) ?? []), `${d.value.from}:${d.value.body}`]);
+      },
+      closed: () => {},
+    },
+  });
+  t.after(() => pool.close());
+  assert.equal(pool.batchedReceives, true);
+  for (let i = 0; i < N; i++) pool.start(i, encodeClientMsg({ type: 'hello', name: `p${i}`, resume: false }));
+  pool.arm();
+  await until(() => welcomed.size === N, 10_000, () => `${welcomed.size} of ${N} welcomed`);
+  // Messages longer than a datagram arrive in fragments, reassembled across receive batches.
+  const body = (i: number): string => `from p${i} `.padEnd(1500 + i, String.fromCharCode(97 + (i % 26)));
+  for (let i = 0; i < 5; i++) pool.send(i, encodeClientMsg({ type: 'say', ref: 1, room: '#lobby', body: body(i), action: false }));
+  pool.arm();
+  const want = Array.from({ length: 5 }, (_, i) => `p${i}:${body(i)}`).sort();
+  await until(() => [...Array(N).keys()].every((i) => (heard.get(i)?.length ?? 0) >= 5), 10_000, () => `${[...heard.values()].filter((h) => h.length >= 5).length} of ${N} heard all five`);
+  for (let i = 0; i < N; i++) assert.deepEqual([...heard.get(i)!].sort(), want, `session ${i}`);
+  assert.equal(pool.unrouted, 0);
+});

@@ -7,6 +7,8 @@
 
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { UdpBatchSender } from '../net/udp-batch.js';
+import { UdpBatchReceiver } from '../net/udp-recv.js';
 import { performance } from 'node:perf_hooks';
 import { generateKeyPair } from '../crypto/noise.js';
 import { ClientEndpoint, type CloseKind, type ServerKeyVerdict } from '../session/client-endpoint.js';
@@ -37,6 +39,8 @@ export interface SessionPoolOptions {
   tag: number;
   keepaliveMs?: number;
   idleTimeoutMs?: number;
+  /** Overwrite each receive batch's memory after use (tests: a session that keeps a view breaks). */
+  scrubReceives?: boolean;
   hooks: SessionPoolHooks;
 }
 
@@ -53,6 +57,15 @@ export class SessionPool {
   private readonly deadlines: Float64Array;
   private readonly heap = new DeadlineHeap<number>();
   private readonly sockets: dgram.Socket[] = [];
+  // Each socket is read with recvmmsg and written with sendmmsg when the addon loads (dgram otherwise):
+  // the generator's cost per datagram then stays well below the server's.
+  private readonly receivers: UdpBatchReceiver[] = [];
+  private readonly senders: UdpBatchSender[] = [];
+  private flushQueued = false;
+  private readonly flushAll = (): void => {
+    this.flushQueued = false;
+    for (const s of this.senders) if (s.pending > 0) s.flush();
+  };
   private readonly serverCids = new Map<string, number>();
   private serverKey: Uint8Array | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -71,13 +84,13 @@ export class SessionPool {
     const pool = new SessionPool(o);
     for (let k = 0; k < o.sockets; k++) {
       const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-      sock.on('message', (m: Buffer) => pool.onDatagram(m));
       sock.on('error', () => {
         /* ICMP unreachable after the server stops; the sessions' timers decide what it means */
       });
       await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-      await new Promise<void>((r) => sock.connect(o.port, o.host, () => r()));
       pool.sockets.push(sock);
+      pool.senders.push(new UdpBatchSender(sock));
+      pool.receivers.push(new UdpBatchReceiver(sock, (data) => pool.onDatagram(data), () => pool.onBatchEnd(), { scrub: o.scrubReceives ?? false }));
     }
     return pool;
   }
@@ -132,7 +145,14 @@ export class SessionPool {
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.flushAll();
+    for (const r of this.receivers) r.close();
     for (const s of this.sockets) s.close();
+  }
+
+  /** Whether the sockets are read with recvmmsg (the addon loaded). */
+  get batchedReceives(): boolean {
+    return this.receivers.every((r) => r.native);
   }
 
   private verifyServerKey(k: Uint8Array): ServerKeyVerdict {
@@ -176,8 +196,10 @@ export class SessionPool {
   private service(i: number, t: number): void {
     const ep = this.eps[i];
     if (!ep) return;
-    const sock = this.sockets[i % this.sockets.length]!;
-    for (let d = ep.pollTransmit(); d !== null; d = ep.pollTransmit()) sock.send(d);
+    const out = this.senders[i % this.senders.length]!;
+    const { host, port } = this.o;
+    for (let d = ep.pollTransmit(); d !== null; d = ep.pollTransmit()) out.push(d, port, host);
+    this.flushSoon();
     for (let ev = ep.pollEvent(); ev !== null; ev = ep.pollEvent()) {
       if (ev.type === 'message') {
         this.o.hooks.message(i, ev.data, t);
@@ -190,8 +212,8 @@ export class SessionPool {
       }
     }
     if (this.eps[i] !== ep) return;
-    // What the hooks queued (a join, a say) leaves now.
-    for (let d = ep.pollTransmit(); d !== null; d = ep.pollTransmit()) sock.send(d);
+    // What the hooks queued (a join, a say) leaves with the rest.
+    for (let d = ep.pollTransmit(); d !== null; d = ep.pollTransmit()) out.push(d, port, host);
     const d = ep.nextDeadline();
     if (d === null) this.deadlines[i] = Infinity;
     else if (d !== this.deadlines[i]) {
@@ -224,10 +246,18 @@ export class SessionPool {
     }
     this.ownerNext = this.o.hooks.tick?.(t) ?? Infinity;
     this.arm();
+    this.flushAll();
   }
 
-  private onDatagram(msg: Buffer): void {
-    const b = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+  /** Sends what is queued once the current task's work is done (a batch end or a timer run flushes sooner). */
+  private flushSoon(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(this.flushAll);
+  }
+
+  /** One datagram from the server: b is valid only during the call (the receiver reuses its memory). */
+  private onDatagram(b: Uint8Array): void {
     const i = this.route(b);
     if (i < 0) {
       this.unrouted++;
@@ -236,7 +266,13 @@ export class SessionPool {
     const t = now();
     this.eps[i]!.handleDatagram(t, b);
     this.service(i, t);
+    // With recvmmsg, the owner's tick, the timer and the sends wait for the end of the batch.
+    if (!this.receivers[0]!.native) this.onBatchEnd(t);
+  }
+
+  private onBatchEnd(t = now()): void {
     if (this.o.hooks.tick) this.ownerNext = this.o.hooks.tick(t);
     this.arm();
+    this.flushAll();
   }
 }

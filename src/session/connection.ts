@@ -129,6 +129,64 @@ interface SentPacket {
   ackLargest: number;
 }
 
+/** Ack-eliciting packets in flight, in packet-number order (they are sent in that order): an array with
+ * holes where acknowledged or lost packets were, trimmed from the front. Cheaper than a Map on every
+ * packet sent and acknowledged: no hashing, no entry objects, the oldest at the head. */
+class SentPackets {
+  private a: (SentPacket | null)[] = [];
+  private head = 0;
+  /** Nulls in a[head..]. */
+  private holes = 0;
+  size = 0;
+
+  /** Indexes to scan (at(k) for start <= k < end; null at a hole). */
+  get start(): number {
+    return this.head;
+  }
+  get end(): number {
+    return this.a.length;
+  }
+  at(k: number): SentPacket | null {
+    return this.a[k]!;
+  }
+  push(p: SentPacket): void {
+    this.a.push(p);
+    this.size++;
+  }
+  remove(k: number): void {
+    this.a[k] = null;
+    this.size--;
+    this.holes++;
+  }
+  first(): SentPacket | null {
+    for (let k = this.head; k < this.a.length; k++) if (this.a[k] !== null) return this.a[k]!;
+    return null;
+  }
+  /** Drops the holes at the front, and compacts when holes outnumber packets: call after removals. */
+  tidy(): void {
+    const a = this.a;
+    if (this.size === 0) {
+      a.length = 0;
+      this.head = this.holes = 0;
+      return;
+    }
+    while (a[this.head] === null) {
+      this.head++;
+      this.holes--;
+    }
+    if (this.holes > 16 && this.holes > this.size) {
+      let w = 0;
+      for (let k = this.head; k < a.length; k++) if (a[k] !== null) a[w++] = a[k]!;
+      a.length = w;
+      this.head = this.holes = 0;
+    } else if (this.head > 64 && 2 * this.head > a.length) {
+      a.copyWithin(0, this.head);
+      a.length -= this.head;
+      this.head = 0;
+    }
+  }
+}
+
 interface InStream {
   nextSeq: number;
   /** Partially received or out-of-order messages by seq. */
@@ -148,7 +206,7 @@ export class Connection {
   private readonly nextSeq = new Map<number, number>();
   private readonly queue: QueueItem[] = [];
   private readonly retx: Chunk[] = [];
-  private readonly sent = new Map<number, SentPacket>(); // ack-eliciting packets in flight, in pn order
+  private readonly sent = new SentPackets();
   private readonly pathFrames: Frame[] = [];
   private pingPending = false;
   private bufferedSend = 0;
@@ -381,7 +439,7 @@ export class Connection {
     }
     if (elicits) {
       const size = payload.length;
-      this.sent.set(pn, { pn, time: now, size, chunks, close: closeSent, ackLargest });
+      this.sent.push({ pn, time: now, size, chunks, close: closeSent, ackLargest });
       if (ackLargest >= 0) this.ackOfAckInFlight = true;
       this.bytesInFlight += size;
       this.lastAckElicitingAt = now;
@@ -558,14 +616,21 @@ export class Connection {
     let largestNewlyAcked: SentPacket | null = null;
     // bytesInFlight > 0 exactly when sent is not empty (every record has a size): an idle session's ack
     // then does not touch the map at all.
-    if (this.bytesInFlight > 0) for (const [pn, p] of this.sent) {
-      if (pn > largest) break;
-      if (!inRanges(pn, ranges)) continue;
-      this.sent.delete(pn);
-      newlyAcked = true;
-      if (!largestNewlyAcked || pn > largestNewlyAcked.pn) largestNewlyAcked = p;
-      this.bytesInFlight -= p.size;
-      this.onPacketAcked(p);
+    if (this.bytesInFlight > 0) {
+      const sent = this.sent;
+      for (let k = sent.start, end = sent.end; k < end; k++) {
+        const p = sent.at(k);
+        if (p === null) continue;
+        const pn = p.pn;
+        if (pn > largest) break;
+        if (!inRanges(pn, ranges)) continue;
+        sent.remove(k);
+        newlyAcked = true;
+        if (!largestNewlyAcked || pn > largestNewlyAcked.pn) largestNewlyAcked = p;
+        this.bytesInFlight -= p.size;
+        this.onPacketAcked(p);
+      }
+      sent.tidy();
     }
     this.checkSpuriousLoss(ranges);
     if (!newlyAcked) return;
@@ -639,11 +704,15 @@ export class Connection {
     const lossDelay = Math.max(this.timeThreshold * Math.max(this.srtt, this.hasRttSample ? this.minRtt : this.srtt), TIMER_GRANULARITY_MS);
     let lostAny = false;
     let latestLostTime = -Infinity;
-    for (const [pn, p] of this.sent) {
+    const sent = this.sent;
+    for (let k = sent.start, end = sent.end; k < end; k++) {
+      const p = sent.at(k);
+      if (p === null) continue;
+      const pn = p.pn;
       if (pn > this.largestAcked) break;
       // Compare as lossTime is computed (time + delay), so a timer that fires at lossTime always acts.
       if (this.largestAcked - pn >= this.packetThreshold || p.time + lossDelay <= now) {
-        this.sent.delete(pn);
+        sent.remove(k);
         this.bytesInFlight -= p.size;
         this.lostPackets++;
         const lost = (this.declaredLost ??= new Set());
@@ -658,6 +727,7 @@ export class Connection {
         this.lossTime = this.lossTime === null ? t : Math.min(this.lossTime, t);
       }
     }
+    sent.tidy();
     if (lostAny && latestLostTime > this.recoveryStart) {
       this.undo = { cwnd: this.cwnd, ssthresh: this.ssthresh };
       this.recoveryStart = now;
@@ -713,7 +783,7 @@ export class Connection {
         this.ptoCount++;
         this.probeBudget = 2;
         // Probe with the oldest data still unacknowledged, or a PING.
-        const oldest = this.sent.values().next().value as SentPacket | undefined;
+        const oldest = this.sent.first();
         const resend = oldest ? oldest.chunks.filter((c) => !c.acked && !c.queued) : [];
         if (resend.length > 0) {
           for (const c of resend) c.queued = true;

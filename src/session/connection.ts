@@ -615,7 +615,7 @@ export class Connection {
     let newlyAcked = false;
     let largestNewlyAcked: SentPacket | null = null;
     // bytesInFlight > 0 exactly when sent is not empty (every record has a size): an idle session's ack
-    // then does not touch the map at all.
+    // then does not touch the array of packets in flight at all.
     if (this.bytesInFlight > 0) {
       const sent = this.sent;
       for (let k = sent.start, end = sent.end; k < end; k++) {

@@ -131,12 +131,95 @@ export function keepaliveBench(o: { sessions: number; rounds: number; order: 'ra
   return { sessions: o.sessions, order: o.order, keepalives: count, usPerKeepalive: Number(ns) / 1000 / count, heapMiB: process.memoryUsage().heapUsed / 2 ** 20 };
 }
 
+export interface FanoutBenchResult {
+  sessions: number;
+  messages: number;
+  deliveries: number;
+  /** Server endpoint CPU per delivered message: sealing it, acks received for it, timers, events. */
+  usPerDelivery: number;
+  /** Datagrams the server received (acks) per delivery. */
+  ackDatagramsPerDelivery: number;
+}
+
+/** A room's fan-out: every stepMs one message goes to all N sessions (as the chat layer sends one object to
+ * every member), each client acks as it would (every few packets, or on its ack timer), and the server
+ * handles the acks in batches of 16 and its timers. Only the server's calls are timed; what the server
+ * sends is copied into one reused arena, as the shell's send batch does. */
+export function fanoutBench(o: { sessions: number; messages: number; bytes: number; stepMs: number }): FanoutBenchResult {
+  const r = rig(o.sessions, 1_000);
+  // Redirect the server's output into an arena, as UdpBatchSender.push copies it; sliced out untimed.
+  let arena = new Uint8Array(1 << 20);
+  let used = 0;
+  const sent: { to: number; off: number; len: number }[] = [];
+  r.server.setTransmitSink((to, d) => {
+    if (used + d.length > arena.length) {
+      const grown = new Uint8Array(arena.length * 2);
+      grown.set(arena.subarray(0, used));
+      arena = grown;
+    }
+    arena.set(d, used);
+    sent.push({ to: to.port - 1, off: used, len: d.length });
+    used += d.length;
+  });
+  const take = (): { to: number; data: Uint8Array }[] => {
+    const t = sent.map((x) => ({ to: x.to, data: arena.slice(x.off, x.off + x.len) }));
+    sent.length = 0;
+    used = 0;
+    return t;
+  };
+  take();
+  const body = new Uint8Array(o.bytes).fill(0x61);
+  const recv = new Uint8Array(MAX_DATAGRAM);
+  let ns = 0n;
+  let acks = 0;
+  const warm = Math.min(200, Math.floor(o.messages / 5));
+  let deliveries = 0;
+  for (let m = 0; m < o.messages + warm; m++) {
+    r.now += o.stepMs;
+    const now = r.now;
+    const pending: { from: number; data: Uint8Array }[] = [];
+    // Client side, untimed: timers, then what the last round delivered.
+    r.clients.forEach((c, i) => {
+      const d = c.nextDeadline();
+      if (d !== null && d <= now) c.handleTimeout(now);
+      for (let x = c.pollTransmit(); x; x = c.pollTransmit()) pending.push({ from: i, data: x });
+      for (let e = c.pollEvent(); e; e = c.pollEvent());
+    });
+    const t0 = process.hrtime.bigint();
+    for (let k = 0; k < pending.length; k++) {
+      const p = pending[k]!;
+      recv.set(p.data);
+      r.server.handleDatagram(now, { address: '127.0.0.1', port: p.from + 1 }, recv.subarray(0, p.data.length));
+      if ((k & 15) === 15) r.server.flushTransmits(now);
+    }
+    const sd = r.server.nextDeadline();
+    if (sd !== null && sd <= now) r.server.handleTimeout(now);
+    for (let e = r.server.pollEvent(now); e; e = r.server.pollEvent(now));
+    for (const sid of r.sids) r.server.send(now, sid, 0, body);
+    r.server.flushTransmits(now);
+    const dt = process.hrtime.bigint() - t0;
+    if (m >= warm) {
+      ns += dt;
+      acks += pending.length;
+      deliveries += r.sids.length;
+    }
+    for (const t of take()) r.clients[t.to]!.handleDatagram(now, t.data);
+  }
+  if (r.server.sessionCount !== o.sessions) throw new Error(`${o.sessions - r.server.sessionCount} sessions closed during the run`);
+  return { sessions: o.sessions, messages: o.messages, deliveries, usPerDelivery: Number(ns) / 1000 / deliveries, ackDatagramsPerDelivery: acks / deliveries };
+}
+
 export const ENDPOINT_USAGE = `usage: npm run bench:endpoint -- [--sessions N] [--rounds R] [--order random|sequential|both]
+       npm run bench:endpoint -- --fanout [--sessions N] [--messages M] [--bytes B] [--step-ms T]
 
 The server endpoint alone, in process: N open sessions (default 20000), R rounds (default 5) in which
 every client sends its keepalive PING and the server answers it. Prints the server endpoint's CPU per
 keepalive. --order random (the default with both) feeds the PINGs shuffled, as a real server receives
-them.`;
+them.
+
+--fanout: a room instead. Every T ms (default 2) one B-byte message (default 100) goes to all N sessions
+(default 100), M times (default 5000); the clients ack as they would. Prints the server endpoint's CPU
+per delivered message: the part of npm run bench's figure that is obrol's own code, without the kernel.`;
 
 export function endpointMain(argv: string[]): number {
   const { values } = parseArgs({
@@ -145,12 +228,32 @@ export function endpointMain(argv: string[]): number {
       sessions: { type: 'string', default: '20000' },
       rounds: { type: 'string', default: '5' },
       order: { type: 'string', default: 'both' },
+      fanout: { type: 'boolean', default: false },
+      messages: { type: 'string', default: '5000' },
+      bytes: { type: 'string', default: '100' },
+      'step-ms': { type: 'string', default: '2' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
     console.log(ENDPOINT_USAGE);
+    return 0;
+  }
+  if (values.fanout) {
+    const sessions = values.sessions === '20000' ? 100 : Number(values.sessions);
+    const messages = Number(values.messages);
+    const bytes = Number(values.bytes);
+    const stepMs = Number(values['step-ms']);
+    if (!Number.isInteger(sessions) || sessions < 1 || sessions > 100_000) throw new Error('--sessions must be an integer from 1 to 100000');
+    if (!Number.isInteger(messages) || messages < 10 || messages > 1_000_000) throw new Error('--messages must be an integer from 10 to 1000000');
+    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 4000) throw new Error('--bytes must be an integer from 1 to 4000');
+    if (!(stepMs > 0 && stepMs <= 1000)) throw new Error('--step-ms must be a number of milliseconds in (0, 1000]');
+    console.log(`server endpoint in process, a room's fan-out; ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}\n`);
+    console.log('| sessions | messages | bytes | deliveries | µs per delivery | ack datagrams per delivery |');
+    console.log('|---|---|---|---|---|---|');
+    const r = fanoutBench({ sessions, messages, bytes, stepMs });
+    console.log(`| ${r.sessions} | ${r.messages} | ${bytes} | ${r.deliveries} | ${r.usPerDelivery.toFixed(2)} | ${r.ackDatagramsPerDelivery.toFixed(3)} |`);
     return 0;
   }
   const sessions = Number(values.sessions);

@@ -9,7 +9,8 @@ import { CookieJar } from '../src/crypto/cookie.js';
 import { ReplayWindow } from '../src/crypto/replay.js';
 import { configDir, KnownServers, loadOrCreateKeyPair } from '../src/crypto/keystore.js';
 import { COOKIE_SECRET_ROTATE_MS, COOKIE_WINDOW_MS, REPLAY_WINDOW_PACKETS } from '../src/limits.js';
-import { backend, nodeBackend, sodium } from '../src/crypto/primitives.js';
+import { backend, nativeAead, nodeBackend, sodium } from '../src/crypto/primitives.js';
+import { aeadAddonError, loadAeadAddon } from '../src/crypto/native-aead.js';
 import { tempDir } from './helpers/cli.js';
 
 const prologue = new TextEncoder().encode('obrol/1');
@@ -229,6 +230,69 @@ test('backends: libsodium and node:crypto agree on ChaCha20-Poly1305 and X25519 
     assert.equal(nodeBackend.x25519(k, low), null);
   }
   assert.equal(sodium!.open(new Uint8Array(32), new Uint8Array(12), new Uint8Array(0), new Uint8Array(15)), null);
+});
+
+// A node that links OpenSSL statically (the official builds) exports its ChaCha20 and Poly1305, which
+// native/aead.c uses; a node on a shared OpenSSL does not, and then libsodium seals.
+const staticOpenssl = (process.config.variables as Record<string, unknown>).node_shared_openssl === false && process.platform === 'linux';
+
+test('native AEAD: the addon is used where node links OpenSSL statically, and seals RFC 8439 §2.8.2 exactly', () => {
+  if (staticOpenssl) assert.ok(nativeAead, `the aead addon should work with this node: ${aeadAddonError()}`);
+  if (!nativeAead) return;
+  const expected = process.env.OBROL_CRYPTO === 'node' ? 'node:crypto' : process.env.OBROL_CRYPTO === 'sodium' ? 'libsodium' : 'openssl';
+  assert.equal(backend.aead, expected);
+  const hex = (h: string) => new Uint8Array(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
+  const key = hex('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f');
+  const nonce = hex('070000004041424344454647');
+  const ad = hex('50515253c0c1c2c3c4c5c6c7');
+  const pt = new Uint8Array(Buffer.from("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."));
+  const ct = hex(`d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b
+    1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116`);
+  const tag = hex('1ae10b594f09e26a7e902ecbd0600691');
+  const out = new Uint8Array(3 + pt.length + 16);
+  nativeAead.sealInto(key, nonce, ad, pt, out, 3);
+  assert.deepEqual(out.subarray(3, 3 + pt.length), ct);
+  assert.deepEqual(out.subarray(3 + pt.length), tag);
+  assert.deepEqual(nativeAead.open(key, nonce, ad, out.subarray(3)), pt);
+  // Bad arguments throw before anything is written; a short or forged packet opens to null.
+  const addon = loadAeadAddon()!;
+  const small = new Uint8Array(pt.length + 15);
+  assert.throws(() => addon.seal(key, nonce, ad, pt, small, 0), RangeError);
+  assert.deepEqual(small, new Uint8Array(pt.length + 15));
+  assert.throws(() => addon.seal(key.subarray(1), nonce, ad, pt, out, 0), RangeError);
+  assert.throws(() => addon.seal(key, nonce.subarray(1), ad, pt, out, 0), RangeError);
+  assert.throws(() => addon.seal(key, nonce, ad, pt, out.subarray(0, pt.length + 16), 1), RangeError);
+  const overlap = new Uint8Array(pt.length + 40);
+  overlap.set(pt, 0);
+  assert.throws(() => addon.seal(key, nonce, ad, overlap.subarray(0, pt.length), overlap, 8), RangeError, 'out overlapping the plaintext');
+  assert.throws(() => addon.open(key, nonce, ad, out.subarray(3), new Uint8Array(pt.length - 1)), RangeError);
+  assert.equal(nativeAead.open(key, nonce, ad, new Uint8Array(15)), null);
+  assert.equal(nativeAead.open(key, nonce, new Uint8Array(0), out.subarray(3)), null, 'other AD');
+});
+
+test('native AEAD: agrees with node:crypto for any key, nonce, AD and length, in place too; refuses every forgery', () => {
+  if (!nativeAead) return;
+  const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+  fc.assert(
+    fc.property(bytes(32), bytes(12), fc.uint8Array({ maxLength: 70 }), fc.uint8Array({ maxLength: 2100 }), fc.nat(), fc.nat(64), (key, nonce, ad, pt, flip, offset) => {
+      const a = new Uint8Array(offset + pt.length + 16);
+      const b = new Uint8Array(pt.length + 16);
+      nativeAead.sealInto(key, nonce, ad, pt, a, offset);
+      nodeBackend.sealInto(key, nonce, ad, pt, b, 0);
+      assert.deepEqual(a.subarray(offset), b);
+      assert.deepEqual(nativeAead.open(key, nonce, ad, b), pt);
+      // In place, as a datagram sealed where its plaintext was.
+      const inPlace = new Uint8Array(pt.length + 16);
+      inPlace.set(pt);
+      nativeAead.sealInto(key, nonce, ad, inPlace.subarray(0, pt.length), inPlace, 0);
+      assert.deepEqual(inPlace, b);
+      const bad = b.slice();
+      bad[flip % bad.length]! ^= 1 << flip % 8;
+      assert.equal(nativeAead.open(key, nonce, ad, bad), null);
+      assert.equal(nodeBackend.open(key, nonce, ad, bad), null);
+    }),
+    { numRuns: 400 },
+  );
 });
 
 test('backends: SHA-256 and HMAC-SHA-256 match RFC 4231 and each other for any key and parts', () => {

@@ -296,7 +296,7 @@ the table shows medians.
   // The obrol servers load the same modules: what they find here is what they run with.
   const sendPath = process.env.OBROL_NO_SENDMMSG === '1' ? 'dgram (OBROL_NO_SENDMMSG=1)' : loadUdpBatchAddon() ? 'sendmmsg' : `dgram (${udpBatchAddonError() ?? ''})`;
   const recvPath = process.env.OBROL_NO_RECVMMSG === '1' ? 'dgram (OBROL_NO_RECVMMSG=1)' : loadUdpBatchAddon() ? 'recvmmsg' : 'dgram';
-  const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}; obrol sends with ${sendPath} and reads with ${recvPath}, AEAD and X25519 from ${cryptoBackend.name}; obrol clients: ${o.obrolClients === 'pool' ? 'sessions of a pool per generator' : 'one ObrolClient each'}`;
+  const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}; obrol sends with ${sendPath} and reads with ${recvPath}, ChaCha20-Poly1305 from ${cryptoBackend.aead} and X25519 from ${cryptoBackend.name}; obrol clients: ${o.obrolClients === 'pool' ? 'sessions of a pool per generator' : 'one ObrolClient each'}`;
   console.log(`\n${o.clients} clients, ${o.senders} senders, ${o.rate} msg/s offered, ${o.bytes}-byte messages, ${o.seconds} s × ${n(values.runs, 3)} runs (medians); ${machine}\n`);
   console.log(table(medians));
   if (values.json) writeFileSync(values.json, JSON.stringify({ machine, options: o, runs: all, medians }, null, 2) + '\n');

@@ -1,14 +1,17 @@
 // The primitives Noise needs per packet and per handshake, ChaCha20-Poly1305 (RFC 8439), X25519
-// (RFC 7748) and SHA-256 with its HMAC (FIPS 180-4, RFC 2104), from one of two implementations of the
-// same published algorithms:
+// (RFC 7748) and SHA-256 with its HMAC (FIPS 180-4, RFC 2104), from implementations of the same
+// published algorithms:
 // - libsodium through sodium-native (prebuilt, shipped inside the npm package): one native call per
 //   packet, measured about 10x cheaper than node:crypto for chat-sized packets (docs/PERFORMANCE.md);
-// - node:crypto, when sodium-native cannot load here, or when OBROL_CRYPTO=node asks for it.
-// Both produce the same bytes; test/crypto.test.ts checks them against each other, RFC 4231's HMAC
-// vectors and the Noise vector.
+// - node:crypto, when sodium-native cannot load here, or when OBROL_CRYPTO=node asks for it;
+// - for the per-packet AEAD only, the ChaCha20 and Poly1305 of node's own OpenSSL through the aead addon
+//   (./native-aead.ts), about twice as fast again, unless OBROL_CRYPTO names a backend.
+// All produce the same bytes; test/crypto.test.ts checks them against each other, RFC 8439's and
+// RFC 4231's vectors and the Noise vector.
 
 import { createRequire } from 'node:module';
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
+import { loadAeadAddon, type AeadAddon } from './native-aead.js';
 
 export const AEAD_KEY_LEN = 32;
 export const AEAD_NONCE_LEN = 12;
@@ -19,7 +22,10 @@ export const SHA256_LEN = 32;
 const SHA256_BLOCK = 64;
 
 export interface CryptoBackend {
+  /** Who does X25519 and SHA-256. */
   readonly name: 'libsodium' | 'node:crypto';
+  /** Who does ChaCha20-Poly1305: the same as name, or OpenSSL through the aead addon. */
+  readonly aead: 'libsodium' | 'node:crypto' | 'openssl';
   /** Writes ciphertext then tag into out[offset .. offset + plaintext.length + 16). */
   sealInto(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
   /** The plaintext, or null when the tag does not authenticate. Never throws on bad input. */
@@ -59,6 +65,7 @@ function joined(pad: number, parts: readonly Uint8Array[]): Buffer {
 function sodiumBackend(s: Sodium): CryptoBackend {
   return {
     name: 'libsodium',
+    aead: 'libsodium',
     sealInto(key, nonce, ad, plaintext, out, offset) {
       s.crypto_aead_chacha20poly1305_ietf_encrypt(out.subarray(offset, offset + plaintext.length + AEAD_TAG_LEN), plaintext, ad, null, nonce, key);
     },
@@ -130,6 +137,7 @@ function publicKeyObject(raw: Uint8Array): KeyObject {
 
 export const nodeBackend: CryptoBackend = {
   name: 'node:crypto',
+  aead: 'node:crypto',
   sealInto(key, nonce, ad, plaintext, out, offset) {
     const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LEN });
     c.setAAD(ad, { plaintextLength: plaintext.length });
@@ -178,6 +186,23 @@ export const nodeBackend: CryptoBackend = {
   },
 };
 
+/** base's primitives with ChaCha20-Poly1305 from the aead addon. */
+function withNativeAead(base: CryptoBackend, a: AeadAddon): CryptoBackend {
+  return {
+    ...base,
+    aead: 'openssl',
+    sealInto(key, nonce, ad, plaintext, out, offset) {
+      a.seal(key, nonce, ad, plaintext, out, offset);
+    },
+    open(key, nonce, ad, sealed) {
+      if (sealed.length < AEAD_TAG_LEN || key.length !== AEAD_KEY_LEN || nonce.length !== AEAD_NONCE_LEN) return null;
+      const pooled = Buffer.allocUnsafe(sealed.length - AEAD_TAG_LEN); // Node's pool: no malloc per packet
+      const out = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
+      return a.open(key, nonce, ad, sealed, out) ? out : null;
+    },
+  };
+}
+
 /** libsodium when it loads and OBROL_CRYPTO is not "node"; node:crypto otherwise. */
 function loadSodium(): CryptoBackend | null {
   if (process.env.OBROL_CRYPTO === 'node') return null;
@@ -189,4 +214,11 @@ function loadSodium(): CryptoBackend | null {
 }
 
 export const sodium: CryptoBackend | null = loadSodium();
-export const backend: CryptoBackend = sodium ?? nodeBackend;
+/** The aead addon's ChaCha20-Poly1305 over libsodium (or node:crypto), when the addon is usable; for tests. */
+export const nativeAead: CryptoBackend | null = (() => {
+  const a = loadAeadAddon();
+  return a === null ? null : withNativeAead(sodium ?? nodeBackend, a);
+})();
+/** OBROL_CRYPTO=node or =sodium picks that backend for everything; by default the addon seals and opens. */
+export const backend: CryptoBackend =
+  process.env.OBROL_CRYPTO === 'node' ? nodeBackend : process.env.OBROL_CRYPTO === 'sodium' ? (sodium ?? nodeBackend) : (nativeAead ?? sodium ?? nodeBackend);

@@ -1,0 +1,54 @@
+// ChaCha20-Poly1305 from native/aead.c (built into build/aead.node by `npm run build`): RFC 8439's AEAD
+// on the ChaCha20 and Poly1305 of the OpenSSL inside this node, which the addon finds at load time and
+// checks against the RFC 8439 test vector. About twice as fast as libsodium's portable ChaCha20 for
+// chat-sized packets (docs/PERFORMANCE.md). Absent or unusable, primitives.ts keeps libsodium.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's exports (see native/aead.c for the exact contract). */
+export interface AeadAddon {
+  /** Writes ciphertext then the 16-byte tag at out[offset ..). */
+  seal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
+  /** Writes sealed.length - 16 bytes of plaintext into out when the tag authenticates; false otherwise. */
+  open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array, out: Uint8Array): boolean;
+  readonly available: boolean;
+  readonly reason: string;
+  readonly abi: number;
+}
+
+export const AEAD_ADDON_PATH = fileURLToPath(new URL('../../build/aead.node', import.meta.url));
+const AEAD_ABI = 1;
+
+function isAeadAddon(x: unknown): x is AeadAddon {
+  if (typeof x !== 'object' || x === null) return false;
+  const a = x as Record<string, unknown>;
+  return typeof a.seal === 'function' && typeof a.open === 'function' && typeof a.available === 'boolean' && typeof a.reason === 'string' && a.abi === AEAD_ABI;
+}
+
+let state: { addon: AeadAddon | null; error: string | null } | undefined;
+
+/** The addon when it is built, loads and passed its self-test; else null (aeadAddonError says why). */
+export function loadAeadAddon(): AeadAddon | null {
+  if (state) return state.addon;
+  if (!existsSync(AEAD_ADDON_PATH)) {
+    state = { addon: null, error: `${AEAD_ADDON_PATH} is not built (npm run build; build/aead.status.json says why)` };
+    return null;
+  }
+  try {
+    const mod: unknown = createRequire(import.meta.url)(AEAD_ADDON_PATH);
+    if (!isAeadAddon(mod)) state = { addon: null, error: `${AEAD_ADDON_PATH} is not this version of the addon` };
+    else if (!mod.available) state = { addon: null, error: mod.reason };
+    else state = { addon: mod, error: null };
+  } catch (e) {
+    state = { addon: null, error: `${AEAD_ADDON_PATH} did not load: ${e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e)}` };
+  }
+  return state.addon;
+}
+
+/** Why the addon is not in use, or null if it is. */
+export function aeadAddonError(): string | null {
+  loadAeadAddon();
+  return state?.error ?? null;
+}

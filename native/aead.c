@@ -20,6 +20,10 @@
 //   seal(key, nonce, ad, plaintext, out, offset)   writes ciphertext and tag at out[offset ..)
 //   open(key, nonce, ad, sealed, out) -> boolean   out gets sealed.length - 16 bytes of plaintext when
 //                                                  the tag authenticates; false (out untouched) otherwise
+//   sealPacket(key, counter, buf, offset, headerLen, plaintext, length)
+//       a datagram in place: the AD is buf[offset, offset + headerLen), the first `length` bytes of
+//       plaintext are sealed right after it; the nonce is Noise's, 32 zero bits and the counter (an
+//       integer below 2^53) as 64-bit little-endian. No views or nonce buffers to make per packet.
 //   available: boolean, reason: string, abi: number
 // key 32 bytes, nonce 12, all Uint8Arrays; bad arguments throw TypeError or RangeError.
 
@@ -32,7 +36,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define AEAD_ABI 1
+#define AEAD_ABI 2
 #define KEY_LEN 32
 #define NONCE_LEN 12
 #define TAG_LEN 16
@@ -83,35 +87,81 @@ static void chacha_setup(chacha_state *st, const unsigned char *key, const unsig
   st->counter[3] = le32(nonce + 8);
 }
 
-/* The tag over ad and ct, with the Poly1305 key from block 0 of st. */
-static void tag_of(chacha_state *st, const unsigned char *ad, size_t adlen, const unsigned char *ct, size_t ctlen,
-                   unsigned char tag[TAG_LEN]) {
+/* Packets up to this size are done in one ChaCha20 call and one Poly1305 update, through buffers on the
+ * stack: each call into OpenSSL costs about 60 ns before its first byte, which for a chat packet is a
+ * third of the work (two ChaCha20 calls and five updates measured 410 ns for 130 bytes, this 265 ns).
+ * Larger ones stream. */
+#define ONE_PASS_MAX 2048
+#define MAC_ONE_PASS_MAX (ONE_PASS_MAX + 128)
+
+/* Poly1305 under polykey over ad, zero padding to 16, ct, zero padding to 16, and both lengths. */
+static void poly_tag(const unsigned char polykey[32], const unsigned char *ad, size_t adlen, const unsigned char *ct,
+                     size_t ctlen, unsigned char tag[TAG_LEN]) {
   _Alignas(64) unsigned char ctx[POLY_CTX_ROOM];
-  unsigned char block[64];
-  memset(block, 0, sizeof block);
-  st->counter[0] = 0;
-  chacha20_ctr32(block, block, sizeof block, st->key, st->counter);
-  poly1305_init(ctx, block);
-  if (adlen > 0) poly1305_update(ctx, ad, adlen);
-  if (adlen % 16) poly1305_update(ctx, zeros, 16 - adlen % 16);
-  if (ctlen > 0) poly1305_update(ctx, ct, ctlen);
-  if (ctlen % 16) poly1305_update(ctx, zeros, 16 - ctlen % 16);
   unsigned char lens[16];
   put_le64(lens, (uint64_t)adlen);
   put_le64(lens + 8, (uint64_t)ctlen);
-  poly1305_update(ctx, lens, sizeof lens);
+  poly1305_init(ctx, polykey);
+  const size_t adpad = (16 - adlen % 16) % 16, ctpad = (16 - ctlen % 16) % 16;
+  if (adlen + adpad + ctlen + ctpad + 16 <= MAC_ONE_PASS_MAX) {
+    unsigned char mac[MAC_ONE_PASS_MAX];
+    size_t n = 0;
+    memcpy(mac, ad, adlen);
+    n += adlen;
+    memset(mac + n, 0, adpad);
+    n += adpad;
+    memcpy(mac + n, ct, ctlen);
+    n += ctlen;
+    memset(mac + n, 0, ctpad);
+    n += ctpad;
+    memcpy(mac + n, lens, 16);
+    n += 16;
+    poly1305_update(ctx, mac, n);
+  } else {
+    if (adlen > 0) poly1305_update(ctx, ad, adlen);
+    if (adpad) poly1305_update(ctx, zeros, adpad);
+    if (ctlen > 0) poly1305_update(ctx, ct, ctlen);
+    if (ctpad) poly1305_update(ctx, zeros, ctpad);
+    poly1305_update(ctx, lens, sizeof lens);
+  }
   poly1305_final(ctx, tag);
-  wipe(block, sizeof block);
   wipe(ctx, poly_ctx_size);
+}
+
+/* ChaCha20 from counter 0 over 64 zero bytes and then in[0, len): ks gets the Poly1305 key block (its first
+ * 32 bytes are the key) followed by in XORed with the keystream from counter 1. ks holds 64 + len bytes. */
+static void keystream_pass(chacha_state *st, const unsigned char *in, size_t len, unsigned char *ks) {
+  memset(ks, 0, 64);
+  if (len > 0) memcpy(ks + 64, in, len);
+  st->counter[0] = 0;
+  chacha20_ctr32(ks, ks, 64 + len, st->key, st->counter);
+}
+
+/* The Poly1305 key of st, for a packet too large for one pass. */
+static void poly_key(chacha_state *st, unsigned char block[64]) {
+  memset(block, 0, 64);
+  st->counter[0] = 0;
+  chacha20_ctr32(block, block, 64, st->key, st->counter);
 }
 
 static void do_seal(const unsigned char *key, const unsigned char *nonce, const unsigned char *ad, size_t adlen,
                     const unsigned char *pt, size_t len, unsigned char *out) {
   chacha_state st;
   chacha_setup(&st, key, nonce);
-  st.counter[0] = 1;
-  if (len > 0) chacha20_ctr32(out, pt, len, st.key, st.counter);
-  tag_of(&st, ad, adlen, out, len, out + len);
+  if (len <= ONE_PASS_MAX) {
+    unsigned char ks[64 + ONE_PASS_MAX];
+    keystream_pass(&st, pt, len, ks);
+    memcpy(out, ks + 64, len);
+    poly_tag(ks, ad, adlen, out, len, out + len);
+    wipe(ks, 64); /* the rest is the ciphertext */
+  } else {
+    unsigned char block[64];
+    poly_key(&st, block);
+    st.counter[0] = 1;
+    chacha20_ctr32(out, pt, len, st.key, st.counter);
+    poly_tag(block, ad, adlen, out, len, out + len);
+    wipe(block, sizeof block);
+  }
   wipe(&st, sizeof st);
 }
 
@@ -121,13 +171,28 @@ static int do_open(const unsigned char *key, const unsigned char *nonce, const u
   chacha_state st;
   unsigned char tag[TAG_LEN];
   chacha_setup(&st, key, nonce);
-  tag_of(&st, ad, adlen, sealed, len, tag);
-  unsigned char diff = 0;
-  for (int i = 0; i < TAG_LEN; i++) diff |= (unsigned char)(tag[i] ^ sealed[len + i]); /* constant time */
-  int ok = diff == 0;
-  if (ok && len > 0) {
-    st.counter[0] = 1;
-    chacha20_ctr32(out, sealed, len, st.key, st.counter);
+  int ok;
+  if (len <= ONE_PASS_MAX) {
+    unsigned char ks[64 + ONE_PASS_MAX];
+    keystream_pass(&st, sealed, len, ks);
+    poly_tag(ks, ad, adlen, sealed, len, tag);
+    unsigned char diff = 0;
+    for (int i = 0; i < TAG_LEN; i++) diff |= (unsigned char)(tag[i] ^ sealed[len + i]); /* constant time */
+    ok = diff == 0;
+    if (ok) memcpy(out, ks + 64, len);
+    wipe(ks, 64 + len);
+  } else {
+    unsigned char block[64];
+    poly_key(&st, block);
+    poly_tag(block, ad, adlen, sealed, len, tag);
+    wipe(block, sizeof block);
+    unsigned char diff = 0;
+    for (int i = 0; i < TAG_LEN; i++) diff |= (unsigned char)(tag[i] ^ sealed[len + i]);
+    ok = diff == 0;
+    if (ok) {
+      st.counter[0] = 1;
+      chacha20_ctr32(out, sealed, len, st.key, st.counter);
+    }
   }
   wipe(&st, sizeof st);
   return ok;
@@ -244,6 +309,38 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value seal_packet(napi_env env, napi_callback_info info) {
+  if (unavailable) return throw_type(env, unavailable);
+  size_t argc = 7;
+  napi_value argv[7];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7)
+    return throw_type(env, "sealPacket(key, counter, buf, offset, headerLen, plaintext, length) takes 7 arguments");
+  unsigned char *key, *buf, *pt;
+  size_t klen, buflen, ptcap;
+  if (!get_u8(env, argv[0], "key must be a Uint8Array", &key, &klen)) return NULL;
+  if (klen != KEY_LEN) return throw_range(env, "key must be 32 bytes");
+  double counter = -1;
+  if (napi_get_value_double(env, argv[1], &counter) != napi_ok) return throw_type(env, "counter must be a number");
+  if (!(counter >= 0 && counter <= 9007199254740991.0) || counter != (double)(uint64_t)counter)
+    return throw_range(env, "counter must be an integer in [0, 2^53)");
+  if (!get_u8(env, argv[2], "buf must be a Uint8Array", &buf, &buflen)) return NULL;
+  uint32_t offset = 0, header_len = 0, len = 0;
+  if (napi_get_value_uint32(env, argv[3], &offset) != napi_ok) return throw_type(env, "offset must be a number");
+  if (napi_get_value_uint32(env, argv[4], &header_len) != napi_ok) return throw_type(env, "headerLen must be a number");
+  if (!get_u8(env, argv[5], "plaintext must be a Uint8Array", &pt, &ptcap)) return NULL;
+  if (napi_get_value_uint32(env, argv[6], &len) != napi_ok) return throw_type(env, "length must be a number");
+  if (len > ptcap) return throw_range(env, "length is beyond plaintext");
+  if ((uint64_t)offset + header_len + len + TAG_LEN > buflen) return throw_range(env, "buf is too small for header, ciphertext and tag at offset");
+  unsigned char *dst = buf + offset + header_len;
+  if (dst != pt && dst < pt + len && pt < dst + len + TAG_LEN) return throw_range(env, "the datagram overlaps plaintext");
+  unsigned char nonce[NONCE_LEN];
+  uint64_t c = (uint64_t)counter;
+  memset(nonce, 0, 4);
+  put_le64(nonce + 4, c);
+  do_seal(key, nonce, buf + offset, header_len, pt, len, dst);
+  return NULL;
+}
+
 static napi_value open_(napi_env env, napi_callback_info info) {
   if (unavailable) return throw_type(env, unavailable);
   size_t argc = 5;
@@ -271,6 +368,9 @@ NAPI_MODULE_INIT() {
   napi_value v;
   if (napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal, NULL, &v) != napi_ok ||
       napi_set_named_property(env, exports, "seal", v) != napi_ok)
+    return NULL;
+  if (napi_create_function(env, "sealPacket", NAPI_AUTO_LENGTH, seal_packet, NULL, &v) != napi_ok ||
+      napi_set_named_property(env, exports, "sealPacket", v) != napi_ok)
     return NULL;
   if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_, NULL, &v) != napi_ok ||
       napi_set_named_property(env, exports, "open", v) != napi_ok)

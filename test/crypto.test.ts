@@ -293,6 +293,22 @@ test('native AEAD: agrees with node:crypto for any key, nonce, AD and length, in
     }),
     { numRuns: 400 },
   );
+  // Both sides of the one-pass limit (2048 bytes) and of Poly1305's 16-byte blocks, and a long AD.
+  const key = new Uint8Array(32).fill(9);
+  const nonce = new Uint8Array(12).fill(3);
+  for (const n of [0, 1, 15, 16, 17, 63, 64, 65, 2047, 2048, 2049, 2100, 4000]) {
+    for (const ad of [new Uint8Array(13).fill(1), new Uint8Array(300).fill(2)]) {
+      const pt = new Uint8Array(n).map((_, i) => i * 7);
+      const a = new Uint8Array(n + 16);
+      const b = new Uint8Array(n + 16);
+      nativeAead.sealInto(key, nonce, ad, pt, a, 0);
+      nodeBackend.sealInto(key, nonce, ad, pt, b, 0);
+      assert.deepEqual(a, b, `${n} bytes, ${ad.length}-byte AD`);
+      assert.deepEqual(nativeAead.open(key, nonce, ad, a), pt);
+      a[n] = a[n]! ^ 0x80;
+      assert.equal(nativeAead.open(key, nonce, ad, a), null);
+    }
+  }
 });
 
 test('backends: SHA-256 and HMAC-SHA-256 match RFC 4231 and each other for any key and parts', () => {

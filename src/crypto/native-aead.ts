@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 export interface AeadAddon {
   /** Writes ciphertext then the 16-byte tag at out[offset ..). */
   seal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
+  /** Seals plaintext[0, length) right after the header at buf[offset, offset + headerLen), which is the
+   * AD, under Noise's nonce for counter (an integer below 2^53). */
+  sealPacket(key: Uint8Array, counter: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void;
   /** Writes sealed.length - 16 bytes of plaintext into out when the tag authenticates; false otherwise. */
   open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array, out: Uint8Array): boolean;
   readonly available: boolean;
@@ -19,12 +22,12 @@ export interface AeadAddon {
 }
 
 export const AEAD_ADDON_PATH = fileURLToPath(new URL('../../build/aead.node', import.meta.url));
-const AEAD_ABI = 1;
+const AEAD_ABI = 2;
 
 function isAeadAddon(x: unknown): x is AeadAddon {
   if (typeof x !== 'object' || x === null) return false;
   const a = x as Record<string, unknown>;
-  return typeof a.seal === 'function' && typeof a.open === 'function' && typeof a.available === 'boolean' && typeof a.reason === 'string' && a.abi === AEAD_ABI;
+  return typeof a.seal === 'function' && typeof a.sealPacket === 'function' && typeof a.open === 'function' && typeof a.available === 'boolean' && typeof a.reason === 'string' && a.abi === AEAD_ABI;
 }
 
 let state: { addon: AeadAddon | null; error: string | null } | undefined;

@@ -344,6 +344,99 @@ test('endpoint: with a transmit sink, datagrams go to it as they are sealed, in 
   assert.deepEqual([...offsets], [0], 'at the same place');
 });
 
+test('endpoint: with a transmit arena, datagrams are sealed straight into it where it says; sessions, roaming probes and their copies work', () => {
+  let now = 1_000;
+  let bytes = new Uint8Array(64);
+  let at = 0;
+  let to: Address | null = null;
+  let max = -1;
+  const sent: { to: Address; data: Uint8Array }[] = [];
+  const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now });
+  server.setTransmitArena({
+    reserve(dest, maxBytes) {
+      assert.equal(max, -1, 'every reserve is committed before the next');
+      // Each datagram somewhere new, in memory that grows: the endpoint must read `bytes` after reserving.
+      at += 3;
+      if (at + maxBytes > bytes.length) {
+        const grown = new Uint8Array(2 * (at + maxBytes));
+        grown.set(bytes);
+        bytes = grown;
+      }
+      to = dest;
+      max = maxBytes;
+      return at;
+    },
+    get bytes() {
+      return bytes;
+    },
+    commit(length) {
+      assert.ok(length <= max && to !== null);
+      sent.push({ to, data: bytes.slice(at, at + length) });
+      at += length;
+      max = -1;
+    },
+  });
+  const client = new ClientEndpoint({ staticKey: generateKeyPair(), random, now, hello: utf8Bytes('hello'), verifyServerKey: () => ({ ok: true }) });
+  let from: Address = { address: '127.0.0.1', port: 40000 };
+  const got: string[] = [];
+  const migrated: Address[] = [];
+  let sid = -1;
+  const settle = (): void => {
+    for (let round = 0; round < 50; round++) {
+      let moved = false;
+      for (let d = client.pollTransmit(); d !== null; d = client.pollTransmit(), moved = true) server.handleDatagram(now, from, d);
+      server.flushTransmits(now);
+      assert.equal(server.pollTransmit(now), null, 'nothing is queued once an arena is set');
+      for (const t of sent.splice(0)) {
+        if (t.to.port === from.port) client.handleDatagram(now, t.data);
+        moved = true;
+      }
+      for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) {
+        if (e.type === 'session-open') sid = e.sid;
+        if (e.type === 'migrated') migrated.push(e.to);
+      }
+      for (let e = client.pollEvent(); e; e = client.pollEvent()) if (e.type === 'message') got.push(utf8Text(e.data) ?? '');
+      if (!moved) return;
+      now += 1;
+    }
+  };
+  settle();
+  assert.ok(sid >= 0, 'the handshake completed through the arena');
+  for (let i = 0; i < 30; i++) assert.ok(server.send(now, sid, 0, utf8Bytes(`m${i}`.repeat(i * 20))).ok);
+  settle();
+  assert.deepEqual(got, Array.from({ length: 30 }, (_, i) => `m${i}`.repeat(i * 20)), 'short and fragmented messages, in order');
+  // The client moves: the server challenges the new address and sends copies of its packets there too.
+  from = { address: '127.0.0.1', port: 40001 };
+  assert.ok(client.send(now, 0, utf8Bytes('from a new port')).ok);
+  let copies = 0;
+  for (let d = client.pollTransmit(); d !== null; d = client.pollTransmit()) server.handleDatagram(now, from, d);
+  server.flushTransmits(now);
+  for (const t of sent) if (t.to.port === 40001) copies++;
+  assert.ok(copies >= 1, 'the path challenge went to the new address');
+  settle();
+  assert.deepEqual(migrated, [from], 'the session moved once the challenge was answered');
+  assert.ok(server.send(now, sid, 0, utf8Bytes('after the move')).ok);
+  settle();
+  assert.equal(got.at(-1), 'after the move');
+});
+
+test('channel: sealAt writes at an offset exactly what seal() returns, over every packet size', async () => {
+  const { SecureChannel } = await import('../src/session/channel.js');
+  const key = new Uint8Array(32).fill(4);
+  const cid = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+  const a = new SecureChannel({ send: key.slice(), recv: key.slice() }, cid, 0, 7, 60_000);
+  const b = new SecureChannel({ send: key.slice(), recv: key.slice() }, cid, 0, 7, 60_000);
+  const frames = new Uint8Array(1300).map((_, i) => i);
+  const out = new Uint8Array(2000);
+  for (let pn = 0; pn < 40; pn++) {
+    const len = (pn * 37) % 1200;
+    const want = a.seal(pn, pn, frames.subarray(0, len));
+    const size = b.sealAt(pn, pn, frames, len, out, 5 + pn);
+    assert.equal(size, want.length);
+    assert.deepEqual(out.subarray(5 + pn, 5 + pn + size), want, `packet ${pn}, ${len} bytes (the key rotates every 7)`);
+  }
+});
+
 test('the slot of a closed session is reused by the next one; a late packet of the old session is an unknown session there', () => {
   let now = 1_000;
   const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now });

@@ -191,6 +191,39 @@ for (const forced of [false, true]) {
   });
 }
 
+for (const forced of [false, true]) {
+  const how = forced ? 'through dgram' : 'through sendmmsg';
+  test(`reserve and commit: datagrams written in place arrive intact, across auto-flushes and a growing arena, ${how}`, { skip: forced ? false : NO_ADDON }, async (t) => {
+    const rx = await receivers(t, 4, 'udp4');
+    const socket = await bind(t, 'udp4', '127.0.0.1');
+    // A small batch: reserve() must flush on its own, and hand out memory that may be new.
+    const sender = new UdpBatchSender(socket, { native: !forced, maxBatch: 37, maxBatchBytes: 20_000 });
+    const want = new Map<Receiver, Set<number>>(rx.map((r) => [r, new Set<number>()]));
+    for (let seq = 0; seq < 200; seq++) {
+      const r = rx[seq % rx.length]!;
+      const d = datagram(seq);
+      const at = sender.reserve(r.port, '127.0.0.1', d.length + 40); // room for more than is written
+      sender.bytes.set(d, at);
+      sender.commit(d.length);
+      want.get(r)!.add(seq);
+    }
+    sender.flush();
+    await sender.idle();
+    await assertArrived(want);
+    assert.equal(sender.stats.pushed, 200);
+    assert.ok(sender.stats.autoFlushes >= 5, `auto-flushes: ${sender.stats.autoFlushes}`);
+    // Misuse is refused, and queues nothing.
+    assert.throws(() => sender.commit(10), /without reserve/);
+    sender.reserve(rx[0]!.port, '127.0.0.1', 100);
+    assert.throws(() => sender.commit(101), RangeError);
+    sender.reserve(rx[0]!.port, '127.0.0.1', 100);
+    sender.flush();
+    assert.throws(() => sender.commit(10), /without reserve/, 'a flush ends the reservation');
+    assert.equal(sender.pending, 0);
+    assert.throws(() => sender.reserve(0, '127.0.0.1', 10), RangeError);
+  });
+}
+
 test('a datagram the kernel refuses is skipped, the rest of the batch is sent', { skip: NO_ADDON }, async (t) => {
   const rx = await receivers(t, 2, 'udp4');
   const socket = await bind(t, 'udp4', '127.0.0.1');

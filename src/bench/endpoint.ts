@@ -143,23 +143,32 @@ export interface FanoutBenchResult {
 
 /** A room's fan-out: every stepMs one message goes to all N sessions (as the chat layer sends one object to
  * every member), each client acks as it would (every few packets, or on its ack timer), and the server
- * handles the acks in batches of 16 and its timers. Only the server's calls are timed; what the server
- * sends is copied into one reused arena, as the shell's send batch does. */
+ * handles the acks in batches of 16 and its timers. Only the server's calls are timed; the server seals
+ * into one reused arena, as into the shell's send batch. */
 export function fanoutBench(o: { sessions: number; messages: number; bytes: number; stepMs: number }): FanoutBenchResult {
   const r = rig(o.sessions, 1_000);
-  // Redirect the server's output into an arena, as UdpBatchSender.push copies it; sliced out untimed.
+  // The server seals into one arena, as the shell's send batch; sliced out untimed.
   let arena = new Uint8Array(1 << 20);
   let used = 0;
+  let to = 0;
   const sent: { to: number; off: number; len: number }[] = [];
-  r.server.setTransmitSink((to, d) => {
-    if (used + d.length > arena.length) {
-      const grown = new Uint8Array(arena.length * 2);
-      grown.set(arena.subarray(0, used));
-      arena = grown;
-    }
-    arena.set(d, used);
-    sent.push({ to: to.port - 1, off: used, len: d.length });
-    used += d.length;
+  r.server.setTransmitArena({
+    reserve(dest, maxBytes) {
+      if (used + maxBytes > arena.length) {
+        const grown = new Uint8Array(Math.max(arena.length * 2, used + maxBytes));
+        grown.set(arena.subarray(0, used));
+        arena = grown;
+      }
+      to = dest.port - 1;
+      return used;
+    },
+    get bytes() {
+      return arena;
+    },
+    commit(length) {
+      sent.push({ to, off: used, len: length });
+      used += length;
+    },
   });
   const take = (): { to: number; data: Uint8Array }[] => {
     const t = sent.map((x) => ({ to: x.to, data: arena.slice(x.off, x.off + x.len) }));

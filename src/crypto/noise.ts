@@ -82,6 +82,18 @@ export function sealInto(key: TransportKey, nonce: number | bigint, ad: Uint8Arr
   backend.sealInto(key, setNonce(nonce), ad, plaintext, out, offset);
 }
 
+/** A datagram sealed in place: plaintext[0, length) goes, encrypted and tagged, right after the header at
+ * buf[offset, offset + headerLen), which is the AD. One native call and no views where the backend has
+ * sealPacket (the aead addon); the same bytes through sealInto otherwise. */
+export function sealPacket(key: TransportKey, nonce: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void {
+  if (backend.sealPacket !== undefined && Number.isSafeInteger(nonce) && nonce >= 0) {
+    backend.sealPacket(key, nonce, buf, offset, headerLen, plaintext, length);
+    return;
+  }
+  if (length > plaintext.length) throw new RangeError('length is beyond plaintext');
+  backend.sealInto(key, setNonce(nonce), buf.subarray(offset, offset + headerLen), plaintext.subarray(0, length), buf, offset + headerLen);
+}
+
 /** ChaCha20-Poly1305 decryption; null when the tag does not authenticate. Never throws on bad input. */
 export function open(key: TransportKey, nonce: number | bigint, ad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
   return backend.open(key, setNonce(nonce), ad, sealed);

@@ -28,6 +28,10 @@ export interface CryptoBackend {
   readonly aead: 'libsodium' | 'node:crypto' | 'openssl';
   /** Writes ciphertext then tag into out[offset .. offset + plaintext.length + 16). */
   sealInto(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
+  /** Where a backend can: seals plaintext[0, length) in place right after the header at
+   * buf[offset, offset + headerLen) (the AD), under Noise's nonce for counter (an integer below 2^53).
+   * noise.ts's sealPacket does the same with views elsewhere. */
+  sealPacket?(key: Uint8Array, counter: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void;
   /** The plaintext, or null when the tag does not authenticate. Never throws on bad input. */
   open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
   /** X25519(k, u); null for a result of all zeros (a low-order point) or a malformed input. */
@@ -193,6 +197,9 @@ function withNativeAead(base: CryptoBackend, a: AeadAddon): CryptoBackend {
     aead: 'openssl',
     sealInto(key, nonce, ad, plaintext, out, offset) {
       a.seal(key, nonce, ad, plaintext, out, offset);
+    },
+    sealPacket(key, counter, buf, offset, headerLen, plaintext, length) {
+      a.sealPacket(key, counter, buf, offset, headerLen, plaintext, length);
     },
     open(key, nonce, ad, sealed) {
       if (sealed.length < AEAD_TAG_LEN || key.length !== AEAD_KEY_LEN || nonce.length !== AEAD_NONCE_LEN) return null;

@@ -229,6 +229,12 @@ export class UdpBatchSender {
   private dgPort: number[] = [];
   private dgAddress: string[] = [];
   private dgramBytes = 0;
+  // The datagram reserve() made room for: its destination (index, or -1 without the addon) and the most
+  // commit() may take (-1: nothing reserved).
+  private resDest = -1;
+  private resPort = 0;
+  private resAddress = '';
+  private resMax = -1;
 
   private sending = 0;
   private idleWaiters: (() => void)[] = [];
@@ -273,34 +279,58 @@ export class UdpBatchSender {
    * reuse data at once. Throws as socket.send does on a bad port. */
   push(data: Uint8Array, port: number, address: string): void {
     if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+    const at = this.reserve(port, address, data.length);
+    this.arena.set(data, at);
+    this.commit(data.length);
+  }
+
+  /**
+   * Room in `bytes` for one datagram of at most maxBytes to address:port, at the offset returned: write it
+   * there, then commit() its length. Flushes first when the batch is full. Read `bytes` after the call
+   * (it may be new memory). Throws as push() does on a bad port or address.
+   */
+  reserve(port: number, address: string, maxBytes: number): number {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer in [1, 65535], not ${port}`);
     if (typeof address !== 'string' || address === '') throw new TypeError('address must be a non-empty string');
-    const len = data.length;
-    if (this.pending > 0 && (this.pending >= this.maxBatch || this.used + this.dgramBytes + len > this.maxBatchBytes)) {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError('maxBytes must be a non-negative integer');
+    if (this.pending > 0 && (this.pending >= this.maxBatch || this.used + this.dgramBytes + maxBytes > this.maxBatchBytes)) {
       this.stats.autoFlushes++;
       this.flush();
     }
-    let di = -1;
-    let dest: Dest | undefined;
-    if (this.addon !== null) {
-      di = this.dest(address, port);
-      dest = this.dests[di];
-    }
-    if (dest === undefined || !dest.packed) {
-      // No addon, or an address it cannot take (a host name, an IPv6 literal on a udp4 socket).
-      this.dgData.push(copyOf(data));
-      this.dgPort.push(port);
-      this.dgAddress.push(dest?.sendAddress ?? this.sendAddress(address));
-      this.dgramBytes += len;
-      this.stats.pushed++;
-      return;
-    }
-    if (this.used + len > this.arena.length) {
-      const grown = new Uint8Array(Math.max(this.arena.length * 2, this.used + len));
+    if (this.used + maxBytes > this.arena.length) {
+      const grown = new Uint8Array(Math.max(this.arena.length * 2, this.used + maxBytes));
       grown.set(this.arena.subarray(0, this.used));
       this.arena = grown;
     }
-    this.arena.set(data, this.used);
+    this.resDest = this.addon !== null ? this.dest(address, port) : -1;
+    this.resPort = port;
+    this.resAddress = address;
+    this.resMax = maxBytes;
+    return this.used;
+  }
+
+  /** The memory reserve() hands out. */
+  get bytes(): Uint8Array {
+    return this.arena;
+  }
+
+  /** Queues the datagram written at the offset the last reserve() returned: its first `length` bytes. */
+  commit(length: number): void {
+    if (this.resMax < 0) throw new Error('commit() without reserve()');
+    if (!Number.isSafeInteger(length) || length < 0 || length > this.resMax) throw new RangeError(`length must be an integer in [0, ${this.resMax}]`);
+    this.resMax = -1;
+    this.stats.pushed++;
+    const di = this.resDest;
+    const dest = di >= 0 ? this.dests[di] : undefined;
+    if (dest === undefined || !dest.packed) {
+      // No addon, or an address it cannot take (a host name, an IPv6 literal on a udp4 socket): dgram sends
+      // a copy, and the arena space is given back.
+      this.dgData.push(copyOf(this.arena.subarray(this.used, this.used + length)));
+      this.dgPort.push(this.resPort);
+      this.dgAddress.push(dest?.sendAddress ?? this.sendAddress(this.resAddress));
+      this.dgramBytes += length;
+      return;
+    }
     if (3 * (this.count + 1) > this.meta.length) {
       const grown = new Uint32Array(this.meta.length * 2);
       grown.set(this.meta);
@@ -308,11 +338,10 @@ export class UdpBatchSender {
     }
     const m = 3 * this.count;
     this.meta[m] = this.used;
-    this.meta[m + 1] = len;
+    this.meta[m + 1] = length;
     this.meta[m + 2] = di;
-    this.used += len;
+    this.used += length;
     this.count++;
-    this.stats.pushed++;
   }
 
   /** Sends everything queued: one call into the addon, then socket.send for what it did not send. */
@@ -321,6 +350,7 @@ export class UdpBatchSender {
     const qData = this.dgData;
     const qPort = this.dgPort;
     const qAddress = this.dgAddress;
+    this.resMax = -1; // a reservation does not survive a flush: its memory is reused
     if (count === 0 && qData.length === 0) return;
     this.stats.flushes++;
     let done = 0;

@@ -142,8 +142,20 @@ export class ObrolServer {
       random: (n) => new Uint8Array(randomBytes(n)),
       now: monoNow(),
     });
-    // Each datagram is sealed into the endpoint's scratch memory and copied straight into the send batch.
-    this.endpoint.setTransmitSink((to, data) => this.sendTo(to, data));
+    // Each datagram is sealed straight into the send batch's memory.
+    const out = this.out;
+    const counters = this.counters;
+    this.endpoint.setTransmitArena({
+      reserve: (to, maxBytes) => out.reserve(to.port, to.address, maxBytes),
+      get bytes() {
+        return out.bytes;
+      },
+      commit(length) {
+        counters.datagramsOut++;
+        counters.bytesOut += length;
+        out.commit(length);
+      },
+    });
     const deliver = (to: SessionId, msg: ServerMsg): void => this.deliver(to, msg);
     this.store = store;
     this.retention = {

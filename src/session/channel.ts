@@ -2,7 +2,7 @@
 // explicit nonce, key phases (Noise Rekey), and the replay window. Sans-I/O and clock-free: `now` comes in.
 
 import { REKEY_AFTER_MS, REKEY_AFTER_PACKETS } from '../limits.js';
-import { open, rekey, sealInto, TAGLEN, type TransportKey } from '../crypto/noise.js';
+import { open, rekey, sealPacket, TAGLEN, type TransportKey } from '../crypto/noise.js';
 import { ReplayWindow } from '../crypto/replay.js';
 import { DATA_HEADER_LEN, writeDataHeader } from '../wire/packet.js';
 
@@ -50,6 +50,23 @@ export class SecureChannel {
   /** Seals frames into a complete DATA datagram: in `into` (a view of its start is returned) when given and
    * large enough, else in new memory. */
   seal(now: number, pn: number, payload: Uint8Array, into: Uint8Array | null = null): Uint8Array {
+    const size = DATA_HEADER_LEN + payload.length + TAGLEN;
+    if (into !== null && into.length >= size) {
+      this.sealAt(now, pn, payload, payload.length, into, 0);
+      return into.subarray(0, size);
+    }
+    // Memory from Node's buffer pool (a typed array over 64 bytes is otherwise a malloc of its own), seen
+    // as a plain Uint8Array so that slice() still copies.
+    const pooled = Buffer.allocUnsafe(size);
+    const out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
+    this.sealAt(now, pn, payload, payload.length, out, 0);
+    return out;
+  }
+
+  /** Seals frames (payload[0, length)) into a complete DATA datagram at out[offset ..), which must have room
+   * for DATA_HEADER_LEN + length + TAGLEN bytes; returns that size. No allocation, no views: the fan-out's
+   * path, sealing straight into the send batch. */
+  sealAt(now: number, pn: number, payload: Uint8Array, length: number, out: Uint8Array, offset: number): number {
     if (this.sentWithKey >= this.rekeyAfterPackets || now - this.sendKeySince >= this.rekeyAfterMs) {
       this.sendKey = rekey(this.sendKey);
       this.sendPhase = this.sendPhase === 0 ? 1 : 0;
@@ -57,19 +74,9 @@ export class SecureChannel {
       this.sendKeySince = now;
     }
     this.sentWithKey++;
-    // Memory from Node's buffer pool (a typed array over 64 bytes is otherwise a malloc of its own), seen
-    // as a plain Uint8Array so that slice() still copies.
-    const size = DATA_HEADER_LEN + payload.length + TAGLEN;
-    let out: Uint8Array;
-    if (into !== null && into.length >= size) out = into.subarray(0, size);
-    else {
-      const pooled = Buffer.allocUnsafe(size);
-      out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
-    }
-    const header = out.subarray(0, DATA_HEADER_LEN);
-    writeDataHeader(header, this.sendPhase, this.peerCid, pn);
-    sealInto(this.sendKey, pn, header, payload, out, DATA_HEADER_LEN);
-    return out;
+    writeDataHeader(out, this.sendPhase, this.peerCid, pn, offset);
+    sealPacket(this.sendKey, pn, out, offset, DATA_HEADER_LEN, payload, length);
+    return DATA_HEADER_LEN + length + TAGLEN;
   }
 
   /** Authenticates and decrypts a DATA packet; replayed and forged packets are refused. */

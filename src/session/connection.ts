@@ -39,8 +39,18 @@ import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, n
 const DECLARED_LOST_MEMORY = 256;
 /** Every packet's frames are built here and sealed from here: no allocation per packet. */
 const scratch = new Writer(2048);
+/** A packet pollTransmit built: its frames are bytes[0, length) of the shared scratch memory. */
+export class PolledPacket {
+  pn = 0;
+  bytes: Uint8Array = new Uint8Array(0);
+  length = 0;
+  /** The frames as a view of their own (sealAt takes bytes and length and needs none). */
+  get payload(): Uint8Array {
+    return this.bytes.subarray(0, this.length);
+  }
+}
 /** What pollTransmit returns, reused like scratch: valid until the next pollTransmit of any connection. */
-const transmit: { pn: number; payload: Uint8Array } = { pn: 0, payload: new Uint8Array(0) };
+const transmit = new PolledPacket();
 /** The MSG_NEXT context of the packet being built (frames of one packet only). */
 const packetContext = newPacketContext();
 /** Room kept in every packet for an ACK frame, so a full-size fragment always fits beside one. */
@@ -342,9 +352,9 @@ export class Connection {
   }
 
   /** Builds the next packet to send, or null when nothing is due. The result is a shared object and its
-   * payload a view of a shared scratch buffer, both valid until the next pollTransmit of any connection:
-   * seal it (or copy it) at once. */
-  pollTransmit(now: number): { pn: number; payload: Uint8Array } | null {
+   * bytes a shared scratch buffer, both valid until the next pollTransmit of any connection: seal it (or
+   * copy it) at once. */
+  pollTransmit(now: number): PolledPacket | null {
     if (this.st === 'closed' && !this.finalAck) return null;
     if (this.nextPn > MAX_PACKET_NUMBER) return null;
     const wantAck = this.ranges.length > 0 && (this.ackNow || this.finalAck || (this.ackDeadline !== null && now >= this.ackDeadline));
@@ -426,7 +436,7 @@ export class Connection {
     if (!ackIncluded && !elicits) return null;
 
     const pn = this.nextPn++;
-    const payload = w.finish();
+    const length = w.length;
     this.sentPackets++;
     this.lastSendAt = now;
     if (ackIncluded) {
@@ -438,7 +448,7 @@ export class Connection {
       this.finalAck = false;
     }
     if (elicits) {
-      const size = payload.length;
+      const size = length;
       this.sent.push({ pn, time: now, size, chunks, close: closeSent, ackLargest });
       if (ackLargest >= 0) this.ackOfAckInFlight = true;
       this.bytesInFlight += size;
@@ -446,7 +456,8 @@ export class Connection {
       if (this.probeBudget > 0) this.probeBudget--;
     }
     transmit.pn = pn;
-    transmit.payload = payload;
+    transmit.bytes = w.memory;
+    transmit.length = length;
     return transmit;
   }
 

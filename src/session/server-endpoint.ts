@@ -49,6 +49,18 @@ export type SessionId = number;
  * call: the endpoint seals the next datagram into the same memory. */
 export type TransmitSink = (to: Address, data: Uint8Array) => void;
 
+/**
+ * Memory the shell sends from (its send batch), which datagrams are sealed straight into once set
+ * (setTransmitArena): no copy and no views per datagram. reserve() gives the offset in `bytes` of room
+ * for a datagram of at most maxBytes to `to` (read `bytes` after it: the memory may be new); commit()
+ * queues the datagram just written there, `length` bytes.
+ */
+export interface TransmitArena {
+  reserve(to: Address, maxBytes: number): number;
+  readonly bytes: Uint8Array;
+  commit(length: number): void;
+}
+
 export type ServerEvent =
   | {
       type: 'session-open';
@@ -153,6 +165,7 @@ export class ServerEndpoint {
   private readonly dirty: Session[] = [];
   private readonly out: Transmit[] = [];
   private sink: TransmitSink | null = null;
+  private arena: TransmitArena | null = null;
   /** Where datagrams are sealed for the sink: one reused buffer, large enough for any datagram we build. */
   private readonly sealScratch = new Uint8Array(MAX_DATAGRAM);
   private readonly events: ServerEvent[] = [];
@@ -190,7 +203,11 @@ export class ServerEndpoint {
 
   private emit(to: Address, data: Uint8Array, validated: boolean): void {
     if (!validated) this.unvalidated.sent += data.length;
-    if (this.sink !== null) this.sink(to, data);
+    if (this.arena !== null) {
+      const at = this.arena.reserve(to, data.length);
+      this.arena.bytes.set(data, at);
+      this.arena.commit(data.length);
+    } else if (this.sink !== null) this.sink(to, data);
     else this.out.push({ to, data });
   }
 
@@ -201,8 +218,17 @@ export class ServerEndpoint {
    * sink is the shell's.
    */
   setTransmitSink(sink: TransmitSink): void {
+    this.arena = null;
     this.sink = sink;
     for (const t of this.out.splice(0, this.out.length)) sink(t.to, t.data);
+  }
+
+  /** Seals every datagram straight into the shell's send memory (see TransmitArena) instead of a sink or
+   * the queue; what is already queued goes there first. */
+  setTransmitArena(arena: TransmitArena): void {
+    this.sink = null;
+    this.arena = arena;
+    for (const t of this.out.splice(0, this.out.length)) this.emit(t.to, t.data, true);
   }
 
   /** Produces what every session has to send now (to the sink, or the queue without one). */
@@ -411,9 +437,25 @@ export class ServerEndpoint {
 
   private flushSession(now: number, s: Session): void {
     const sink = this.sink;
+    const arena = this.arena;
     for (;;) {
       const tx = s.conn.pollTransmit(now);
       if (tx === null) break;
+      if (arena !== null) {
+        const at = arena.reserve(s.addr, DATA_HEADER_LEN + tx.length + AEAD_TAG_LEN);
+        const size = s.channel.sealAt(now, tx.pn, tx.bytes, tx.length, arena.bytes, at);
+        // A probe's copy is taken before the next reserve, which may send and reuse this memory.
+        const copy = s.probe !== null && now < s.probe.until && s.probe.dupLeft > 0 ? arena.bytes.slice(at, at + size) : null;
+        arena.commit(size);
+        if (s.probe) {
+          if (now >= s.probe.until) s.probe = null;
+          else if (copy !== null) {
+            s.probe.dupLeft--;
+            this.emit(s.probe.addr, copy, true);
+          }
+        }
+        continue;
+      }
       const datagram = s.channel.seal(now, tx.pn, tx.payload, sink !== null ? this.sealScratch : null);
       if (sink !== null) sink(s.addr, datagram);
       else this.out.push({ to: s.addr, data: datagram });

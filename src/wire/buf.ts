@@ -291,4 +291,9 @@ export class Writer {
   finish(): Uint8Array {
     return this.buf.subarray(0, this.pos);
   }
+
+  /** The memory written so far is memory[0, length): no view made (valid until the next write or reset). */
+  get memory(): Uint8Array {
+    return this.buf;
+  }
 }

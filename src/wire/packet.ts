@@ -73,14 +73,14 @@ export function encodeReset(cid: Uint8Array, code: ResetCode): Uint8Array {
 }
 
 /** Writes the 13-byte DATA header into out[0..13). */
-export function writeDataHeader(out: Uint8Array, keyPhase: 0 | 1, cid: Uint8Array, pn: number): void {
-  out[0] = PacketType.Data0 | keyPhase;
-  out.set(cid, 1);
+export function writeDataHeader(out: Uint8Array, keyPhase: 0 | 1, cid: Uint8Array, pn: number, at = 0): void {
+  out[at] = PacketType.Data0 | keyPhase;
+  out.set(cid, at + 1);
   // Big-endian by hand: a DataView per packet is an allocation on the hottest path.
-  out[1 + CID_LEN] = pn >>> 24;
-  out[2 + CID_LEN] = (pn >>> 16) & 0xff;
-  out[3 + CID_LEN] = (pn >>> 8) & 0xff;
-  out[4 + CID_LEN] = pn & 0xff;
+  out[at + 1 + CID_LEN] = pn >>> 24;
+  out[at + 2 + CID_LEN] = (pn >>> 16) & 0xff;
+  out[at + 3 + CID_LEN] = (pn >>> 8) & 0xff;
+  out[at + 4 + CID_LEN] = pn & 0xff;
 }
 
 /**

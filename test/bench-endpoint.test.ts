@@ -2,7 +2,7 @@
 // no session closes (the bench throws if one does).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { keepaliveBench } from '../src/bench/endpoint.js';
+import { fanoutBench, keepaliveBench } from '../src/bench/endpoint.js';
 
 for (const order of ['random', 'sequential'] as const) {
   test(`bench endpoint: 300 sessions, 3 rounds of keepalives in ${order} order, one PING each per round`, () => {
@@ -12,3 +12,11 @@ for (const order of ['random', 'sequential'] as const) {
     assert.ok(Number.isFinite(r.usPerKeepalive) && r.usPerKeepalive > 0);
   });
 }
+
+test('bench endpoint --fanout: 20 sessions, 200 messages, every one delivered and acked as a client would', () => {
+  const r = fanoutBench({ sessions: 20, messages: 200, bytes: 100, stepMs: 2 });
+  assert.equal(r.deliveries, 20 * 200);
+  assert.ok(Number.isFinite(r.usPerDelivery) && r.usPerDelivery > 0);
+  // Clients ack every few packets: well above none, well below one per delivery.
+  assert.ok(r.ackDatagramsPerDelivery > 0.1 && r.ackDatagramsPerDelivery < 0.6, `acks per delivery ${r.ackDatagramsPerDelivery}`);
+});

@@ -420,6 +420,30 @@ test('endpoint: with a transmit arena, datagrams are sealed straight into it whe
   assert.equal(got.at(-1), 'after the move');
 });
 
+test('timers: a deadline that moves later as packets go out still fires exactly when due, never before', () => {
+  const p = pair();
+  const sid = opened(p);
+  // From here the client hears nothing: every send waits for its probe timeout.
+  let now = p.now;
+  let last = -1;
+  const sent: number[] = [];
+  // 100 ms apart: the last goes out after the first one's probe timeout would have fired.
+  for (let i = 0; i < 5; i++) {
+    now += 100;
+    assert.ok(p.server.send(now, sid, 0, utf8Bytes(`m${i}`)).ok);
+    for (let t = p.server.pollTransmit(now); t !== null; t = p.server.pollTransmit(now)) sent.push(now);
+    last = now;
+  }
+  assert.equal(sent.length, 5);
+  const d = p.server.nextDeadline();
+  assert.ok(d !== null && d > last, `the deadline ${d} follows the last send at ${last}, not the first`);
+  p.server.handleTimeout(d - 1);
+  assert.equal(p.server.pollTransmit(d - 1), null, 'nothing is resent before the deadline');
+  assert.equal(p.server.nextDeadline(), d, 'and the deadline is unchanged');
+  p.server.handleTimeout(d);
+  assert.ok(p.server.pollTransmit(d) !== null, 'the probe goes out at the deadline');
+});
+
 test('channel: sealAt writes at an offset exactly what seal() returns, over every packet size', async () => {
   const { SecureChannel } = await import('../src/session/channel.js');
   const key = new Uint8Array(32).fill(4);

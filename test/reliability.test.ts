@@ -146,6 +146,15 @@ function direct(drop: (dir: 'ab' | 'ba', pn: number) => boolean = () => false, c
   return { a, b, evA, evB, pump, advance, get now() { return now; } };
 }
 
+test('with deliveryEvents false, messages are still acknowledged and freed, with no delivered events', () => {
+  const d = direct(() => false, { a: { ...clientCfg, deliveryEvents: false } });
+  for (let i = 0; i < 20; i++) assert.ok(d.a.send(0, body(0, i, 0, 300), d.now).ok);
+  d.advance(5_000);
+  assert.equal(d.evB.filter((e) => e.type === 'message').length, 20);
+  assert.equal(d.evA.filter((e) => e.type === 'delivered').length, 0);
+  assert.equal(d.a.stats.bufferedSendBytes, 0, 'every message was acknowledged and let go');
+});
+
 test('a 16 KiB+ message is fragmented, reassembled, and reported delivered', () => {
   const d = direct((dir, pn) => dir === 'ab' && pn % 3 === 1); // lose every third packet one way
   const big = body(0, 1, 0, 17_000);

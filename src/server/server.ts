@@ -141,6 +141,7 @@ export class ObrolServer {
       staticKey,
       random: (n) => new Uint8Array(randomBytes(n)),
       now: monoNow(),
+      deliveryEvents: false,
     });
     // Each datagram is sealed straight into the send batch's memory.
     const out = this.out;
@@ -397,9 +398,13 @@ export class ObrolServer {
     // The chat runs on the wall clock: its deadline, moved to the monotonic one.
     const c = this.chat.nextDeadline();
     const chat = c === null ? null : monoNow() + Math.max(0, c - Date.now());
-    let next: number | null = null;
-    for (const d of [a, b, chat]) if (d !== null && (next === null || d < next)) next = d;
+    let next = a;
+    if (b !== null && (next === null || b < next)) next = b;
+    if (chat !== null && (next === null || chat < next)) next = chat;
     if (next === this.timerAt) return;
+    // An armed timer is kept for a deadline that moved later (in a busy room every delivery moves one):
+    // it fires early, finds nothing due, and arms again, instead of a clearTimeout and setTimeout per batch.
+    if (this.timer !== null && this.timerAt !== null && (next === null || next > this.timerAt)) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.timerAt = next;

@@ -67,6 +67,8 @@ export interface ConnectionConfig {
   idleWatchedByOwner?: boolean;
   sendBufferMax: number;
   recvBufferMax: number;
+  /** false: no 'delivered' events (default true). */
+  deliveryEvents?: boolean;
   /** Longest we hold back an ack (default MAX_ACK_DELAY_MS). */
   maxAckDelayMs?: number;
   /** Longest the peer holds back its acks, which our probe timeout waits for (default MAX_ACK_DELAY_MS). */
@@ -208,6 +210,7 @@ export class Connection {
   private readonly chunkMax: number;
   private readonly maxAckDelay: number;
   private readonly peerMaxAckDelay: number;
+  private readonly deliveryEvents: boolean;
   private st: 'open' | 'closing' | 'closed' = 'open';
   private readonly events: ConnectionEvent[] = [];
 
@@ -283,6 +286,7 @@ export class Connection {
     this.chunkMax = cfg.maxPayload - ACK_RESERVE - MSG_HEADER_MAX;
     this.maxAckDelay = cfg.maxAckDelayMs ?? MAX_ACK_DELAY_MS;
     this.peerMaxAckDelay = cfg.peerMaxAckDelayMs ?? MAX_ACK_DELAY_MS;
+    this.deliveryEvents = cfg.deliveryEvents !== false;
     if (this.chunkMax < 64) throw new RangeError(`maxPayload ${cfg.maxPayload} is too small`);
     this.cwnd = INITIAL_CWND_PACKETS * cfg.maxPayload;
     if (initialRttMs !== undefined && initialRttMs >= 0) this.updateRtt(Math.max(initialRttMs, TIMER_GRANULARITY_MS), 0);
@@ -685,7 +689,7 @@ export class Connection {
       c.acked = true;
       this.bufferedSend -= c.data.length;
       c.msg.unackedBytes -= c.data.length;
-      if (c.msg.unackedBytes === 0 && (c.data.length > 0 || c.total === 0)) {
+      if (c.msg.unackedBytes === 0 && (c.data.length > 0 || c.total === 0) && this.deliveryEvents) {
         this.events.push({ type: 'delivered', stream: c.msg.stream, seq: c.msg.seq });
       }
     }

@@ -102,6 +102,9 @@ export interface ServerEndpointOptions {
   maxSessions?: number;
   sessionsPerIp?: number;
   handshakesPerIpPerSec?: number;
+  /** false: no 'delivered' events (the chat server has no use for them, and in a busy room they are an
+   * event per recipient per message). Default true. */
+  deliveryEvents?: boolean;
 }
 
 interface Pending {
@@ -198,6 +201,7 @@ export class ServerEndpoint {
       idleWatchedByOwner: true,
       sendBufferMax: opts.sendBufferMax ?? SEND_BUFFER_MAX_BYTES,
       recvBufferMax: opts.recvBufferMax ?? RECV_BUFFER_MAX_BYTES,
+      deliveryEvents: opts.deliveryEvents ?? true,
     };
   }
 

@@ -73,11 +73,20 @@ class FakeChat implements ChatCoreLike {
   }
 }
 
-function setup(opts: LegacyGatewayOptions = {}): { chat: FakeChat; gw: LegacyGateway; drain(): Transmit[] } {
+/** sink: the gateway hands datagrams to a transmit sink as the server has it do, instead of its queue. */
+function setup(opts: LegacyGatewayOptions = {}, sink = false): { chat: FakeChat; gw: LegacyGateway; drain(): Transmit[] } {
   const chat = new FakeChat();
   const gw = new LegacyGateway(chat, opts);
   chat.deliverLegacy = (to, msg) => gw.deliver(to, msg);
+  let sunk: Transmit[] = [];
+  if (sink) gw.setTransmitSink((to, data) => sunk.push({ to, data }));
   const drain = (): Transmit[] => {
+    if (sink) {
+      assert.equal(gw.pollTransmit(), null, 'with a sink nothing stays queued');
+      const out = sunk;
+      sunk = [];
+      return out;
+    }
     const out: Transmit[] = [];
     for (let t = gw.pollTransmit(); t !== null && out.length < 100_000; t = gw.pollTransmit()) out.push(t);
     return out;
@@ -120,8 +129,9 @@ function mixedText(minBytes: number): string {
 
 // ---- Unit: the sans-I/O gateway --------------------------------------------------------------
 
-test('gateway: a name registers a negative session; the join reaches legacy clients in the original format', () => {
-  const { chat, gw, drain } = setup();
+for (const sink of [false, true])
+test(`gateway: a name registers a negative session; the join reaches legacy clients in the original format${sink ? ', through a sink' : ''}`, () => {
+  const { chat, gw, drain } = setup({}, sink);
   chat.addObrol(7, 'olga');
   chat.history = ['earlier', 'x'.repeat(5000)];
   const a = at(1000);
@@ -186,8 +196,22 @@ test('gateway: lines become say to #lobby; messages, actions, leaves and errors 
   assert.equal(drain().length, 0);
 });
 
-test('gateway: a taken or invalid name gets exactly the original reply, only when no larger than the datagram, and no state', () => {
-  const { chat, gw, drain } = setup();
+test('gateway: through a sink, a line goes to every member as the same bytes, one object', () => {
+  const { chat, gw, drain } = setup({}, true);
+  const members = [at(1), at(2), at(3), at(4)];
+  members.forEach((a, i) => gw.handleDatagram(0, a, enc(`u${i}`)));
+  drain();
+  gw.handleDatagram(1, members[0]!, enc('hello all'));
+  const out = drain();
+  assert.equal(out.length, 4);
+  assert.ok(out.every((t) => t.data === out[0]!.data), 'one Uint8Array for the whole room');
+  assert.deepEqual(out.map((t) => dec(t.data)), Array(4).fill('u0: hello all'));
+  assert.equal(chat.said.length, 1);
+});
+
+for (const sink of [false, true])
+test(`gateway: a taken or invalid name gets exactly the original reply, only when no larger than the datagram, and no state${sink ? ', through a sink' : ''}`, () => {
+  const { chat, gw, drain } = setup({}, sink);
   const longName = 'a_rather_long_name_xyz1'; // 23 bytes: a reply of 22 does not amplify
   gw.handleDatagram(0, at(1), enc(longName));
   gw.handleDatagram(0, at(2), enc('alice'));

@@ -224,6 +224,36 @@ for (const forced of [false, true]) {
   });
 }
 
+for (const forced of [false, true]) {
+  test(`pushShared: one line to many arrives intact at each, across other pushes and an auto-flush, ${forced ? 'through dgram' : 'through sendmmsg'}`, { skip: forced ? false : NO_ADDON }, async (t) => {
+    const rx = await receivers(t, 6, 'udp4');
+    const socket = await bind(t, 'udp4', '127.0.0.1');
+    const sender = new UdpBatchSender(socket, { native: !forced, maxBatch: 10 });
+    const want = new Map<Receiver, Set<number>>(rx.map((r) => [r, new Set<number>()]));
+    let seq = 0;
+    for (let round = 0; round < 5; round++) {
+      const line = datagram(seq++);
+      const lineSeq = seq - 1;
+      for (const r of rx) {
+        sender.pushShared(line, r.port, '127.0.0.1');
+        want.get(r)!.add(lineSeq);
+        // Another datagram between two references to the line: the line's copy must stay as it was.
+        if (r.port % 2 === 0) {
+          const other = datagram(seq++);
+          sender.push(other, r.port, '127.0.0.1');
+          other.fill(0xee);
+          want.get(r)!.add(seq - 1);
+        }
+      }
+    }
+    sender.flush();
+    await sender.idle();
+    // Each receiver gets the round's line once: datagram() numbers are unique, so assertArrived sees each.
+    await assertArrived(want);
+    assert.ok(sender.stats.autoFlushes >= 2, 'batches of 10 flushed in the middle of a room');
+  });
+}
+
 test('a datagram the kernel refuses is skipped, the rest of the batch is sent', { skip: NO_ADDON }, async (t) => {
   const rx = await receivers(t, 2, 'udp4');
   const socket = await bind(t, 'udp4', '127.0.0.1');

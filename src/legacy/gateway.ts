@@ -119,6 +119,11 @@ export class LegacyGateway {
   private nextSid = -1;
   private out: Transmit[] = [];
   private outHead = 0;
+  /** Where datagrams go as they are produced, once set (setTransmitSink); null: the queue. */
+  private sink: ((to: Address, data: Uint8Array) => void) | null = null;
+  /** Inside chat.connect(): datagrams are queued even with a sink, so a refused registration can take back
+   * what the core queued for it (unqueue). */
+  private holding = false;
   /** The last line formatted, and the message it came from: a fan-out formats once, not once per member. */
   private cache: { msg: ServerMsg; line: string; datagrams: Uint8Array[] } | null = null;
   readonly stats: LegacyStats = {
@@ -221,15 +226,24 @@ export class LegacyGateway {
     this.byAddr.set(key, c);
     this.bySid.set(c.sid, c);
     const mark = this.out.length;
-    const r = this.chat.connect(c.sid, name, this.chatTime(now));
-    c.joining = false;
+    const held = this.holding;
+    this.holding = true;
+    let r: ReturnType<ChatCoreLike['connect']>;
+    try {
+      r = this.chat.connect(c.sid, name, this.chatTime(now));
+    } finally {
+      this.holding = held;
+      c.joining = false;
+    }
     if (!r.ok) {
       this.byAddr.delete(key);
       this.bySid.delete(c.sid);
       this.unqueue(mark); // nothing the core queued for it may leave
       this.refuse(from, bytes.length);
+      this.release();
       return;
     }
+    this.release();
     c.name = r.name;
     this.buckets.delete(key);
     this.ipCount.set(from.address, (this.ipCount.get(from.address) ?? 0) + 1);
@@ -243,7 +257,7 @@ export class LegacyGateway {
       this.stats.repliesSuppressed++;
       return;
     }
-    this.push({ to: { ...to }, data: TAKEN_BYTES });
+    this.push({ ...to }, TAKEN_BYTES);
   }
 
   /** The shell routes every chat delivery for a negative session id here. */
@@ -259,7 +273,7 @@ export class LegacyGateway {
       if (msg.type === 'message') this.stats.historySkipped++;
       return;
     }
-    for (const data of this.datagramsFor(msg)) this.push({ to: c.addr, data });
+    for (const data of this.datagramsFor(msg)) this.push(c.addr, data);
   }
 
   private datagramsFor(msg: ServerMsg): Uint8Array[] {
@@ -294,10 +308,28 @@ export class LegacyGateway {
     return datagrams;
   }
 
-  private push(t: Transmit): void {
+  private push(to: Address, data: Uint8Array): void {
     this.stats.datagramsOut++;
-    this.stats.bytesOut += t.data.length;
-    this.out.push(t);
+    this.stats.bytesOut += data.length;
+    if (this.sink !== null && !this.holding) this.sink(to, data);
+    else this.out.push({ to, data });
+  }
+
+  /** With a sink, what was held during a registration goes to it now. */
+  private release(): void {
+    if (this.sink === null || this.holding) return;
+    for (let t = this.pollTransmit(); t !== null; t = this.pollTransmit()) this.sink(t.to, t.data);
+  }
+
+  /**
+   * Hands every datagram to sink as it is produced instead of queueing it for pollTransmit (the shell's
+   * fast path: no Transmit per delivery). A fan-out hands the same Uint8Array for every member, and the
+   * gateway never writes into one it has handed out, so the sink may send it once to many. What is
+   * queued goes to sink first.
+   */
+  setTransmitSink(sink: (to: Address, data: Uint8Array) => void): void {
+    this.sink = sink;
+    this.release();
   }
 
   private unqueue(mark: number): void {

@@ -235,6 +235,11 @@ export class UdpBatchSender {
   private resPort = 0;
   private resAddress = '';
   private resMax = -1;
+  // pushShared: the data object last pushed through it and where its copy is in the arena (-1: none, or
+  // it went to dgram); lastNativeAt is where commit() put the last datagram it queued for the addon.
+  private sharedData: Uint8Array | null = null;
+  private sharedAt = -1;
+  private lastNativeAt = -1;
 
   private sending = 0;
   private idleWaiters: (() => void)[] = [];
@@ -285,6 +290,27 @@ export class UdpBatchSender {
   }
 
   /**
+   * push() for a datagram that goes to many: the same data object pushed again (to any destination) before
+   * the next flush is queued as another reference to the copy already in the batch, not copied again.
+   * The caller promises not to change data until the flush: a legacy room's line to every member.
+   */
+  pushShared(data: Uint8Array, port: number, address: string): void {
+    if (data === this.sharedData && this.sharedAt >= 0 && this.pending < this.maxBatch) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer in [1, 65535], not ${port}`);
+      if (typeof address !== 'string' || address === '') throw new TypeError('address must be a non-empty string');
+      const di = this.dest(address, port);
+      if (this.dests[di]?.packed === true) {
+        this.queueNative(this.sharedAt, data.length, di);
+        this.stats.pushed++;
+        return;
+      }
+    }
+    this.push(data, port, address);
+    this.sharedData = data;
+    this.sharedAt = this.lastNativeAt;
+  }
+
+  /**
    * Room in `bytes` for one datagram of at most maxBytes to address:port, at the offset returned: write it
    * there, then commit() its length. Flushes first when the batch is full. Read `bytes` after the call
    * (it may be new memory). Throws as push() does on a bad port or address.
@@ -320,6 +346,7 @@ export class UdpBatchSender {
     if (!Number.isSafeInteger(length) || length < 0 || length > this.resMax) throw new RangeError(`length must be an integer in [0, ${this.resMax}]`);
     this.resMax = -1;
     this.stats.pushed++;
+    this.lastNativeAt = -1;
     const di = this.resDest;
     const dest = di >= 0 ? this.dests[di] : undefined;
     if (dest === undefined || !dest.packed) {
@@ -331,16 +358,22 @@ export class UdpBatchSender {
       this.dgramBytes += length;
       return;
     }
+    this.lastNativeAt = this.used;
+    this.queueNative(this.used, length, di);
+    this.used += length;
+  }
+
+  /** A meta entry: `length` bytes at `at` in the arena, to destination di. */
+  private queueNative(at: number, length: number, di: number): void {
     if (3 * (this.count + 1) > this.meta.length) {
       const grown = new Uint32Array(this.meta.length * 2);
       grown.set(this.meta);
       this.meta = grown;
     }
     const m = 3 * this.count;
-    this.meta[m] = this.used;
+    this.meta[m] = at;
     this.meta[m + 1] = length;
     this.meta[m + 2] = di;
-    this.used += length;
     this.count++;
   }
 
@@ -351,6 +384,8 @@ export class UdpBatchSender {
     const qPort = this.dgPort;
     const qAddress = this.dgAddress;
     this.resMax = -1; // a reservation does not survive a flush: its memory is reused
+    this.sharedData = null;
+    this.sharedAt = -1;
     if (count === 0 && qData.length === 0) return;
     this.stats.flushes++;
     let done = 0;

@@ -174,6 +174,13 @@ export class ObrolServer {
     this.sweeper = setInterval(() => this.sweep(), RETENTION_SWEEP_MS).unref();
     // The gateway runs on the endpoint's monotonic clock; the chat core stamps wall-clock time.
     this.legacy = opts.legacy ? new LegacyGateway(this.chat, { ...opts.legacy, chatTime: () => Date.now() }) : null;
+    // The gateway hands a room's line to every member as one object, never changed once handed out: it is
+    // copied into the send batch once and queued once per member.
+    this.legacy?.setTransmitSink((to, data) => {
+      this.counters.datagramsOut++;
+      this.counters.bytesOut += data.length;
+      this.out.pushShared(data, to.port, to.address);
+    });
     this.receiver = new UdpBatchReceiver(socket, (data, from) => this.onDatagram(data, from), () => this.onBatchEnd(), opts.receive);
   }
 
@@ -293,8 +300,6 @@ export class ObrolServer {
       }
     }
     this.endpoint.flushTransmits(now);
-    // Bounded by what the chat queued in this pump; each poll removes one.
-    for (let t = this.legacy?.pollTransmit() ?? null; t !== null; t = this.legacy?.pollTransmit() ?? null) this.sendTo(t.to, t.data);
     // Without recvmmsg (and after a timer), flushed once the event loop has run every datagram it read in
     // this turn (libuv reads up to 32 per socket): the replies to a burst share one sendmmsg call.
     if (!schedule) return;
@@ -369,12 +374,6 @@ export class ObrolServer {
     if (msg.type !== 'private' || msg.history) return 0; // a replayed private message goes with its caughtup, on stream 0
     const me = this.chat.nameOf(to);
     return this.streams.streamFor(to, '@' + (msg.from === me ? msg.to : msg.from).toLowerCase());
-  }
-
-  private sendTo(to: Address, data: Uint8Array): void {
-    this.counters.datagramsOut++;
-    this.counters.bytesOut += data.length;
-    this.out.push(data, to.port, to.address);
   }
 
   /** How datagrams arrive: through the recvmmsg addon, or with dgram and why. */

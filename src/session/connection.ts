@@ -595,6 +595,12 @@ export class Connection {
   private onMsg(f: Extract<Frame, { type: 'msg' }>): void {
     const s = this.inStream(f.stream);
     if (f.seq < s.nextSeq) return; // delivered already: a retransmission
+    if (f.seq === s.nextSeq && f.offset === 0 && f.data.length === f.total && s.pending.size === 0) {
+      // The common case, a whole message in order: delivered at once, without a reassembly record.
+      this.events.push({ type: 'message', stream: f.stream, seq: f.seq, data: f.data.slice() });
+      s.nextSeq++;
+      return;
+    }
     let p = s.pending.get(f.seq);
     if (!p) {
       p = { total: f.total, got: 0, parts: new Map() };

@@ -31,6 +31,8 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "napi_errors.h"
+
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -242,20 +244,6 @@ static void load(void) {
 
 /* ---- Node-API ------------------------------------------------------------------------------------- */
 
-static napi_value throw_type(napi_env env, const char *msg) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
-
-static napi_value throw_range(napi_env env, const char *msg) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-  return NULL;
-}
-
 /* A Uint8Array's bytes; 0 after throwing otherwise. A detached or empty array has length 0. */
 static int get_u8(napi_env env, napi_value v, const char *what, unsigned char **data, size_t *len) {
   napi_typedarray_type t;
@@ -291,10 +279,8 @@ static int get_common(napi_env env, napi_value *argv, unsigned char **key, unsig
 
 static napi_value seal(napi_env env, napi_callback_info info) {
   if (unavailable) return throw_type(env, unavailable);
-  size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6)
-    return throw_type(env, "seal(key, nonce, ad, plaintext, out, offset) takes 6 arguments");
+  if (!get_args(env, info, 6, argv, "seal(key, nonce, ad, plaintext, out, offset) takes 6 arguments")) return NULL;
   unsigned char *key, *nonce, *ad, *pt, *out;
   size_t adlen, len, outlen;
   if (!get_common(env, argv, &key, &nonce, &ad, &adlen, &pt, &len, "plaintext must be a Uint8Array")) return NULL;
@@ -311,10 +297,8 @@ static napi_value seal(napi_env env, napi_callback_info info) {
 
 static napi_value seal_packet(napi_env env, napi_callback_info info) {
   if (unavailable) return throw_type(env, unavailable);
-  size_t argc = 7;
   napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7)
-    return throw_type(env, "sealPacket(key, counter, buf, offset, headerLen, plaintext, length) takes 7 arguments");
+  if (!get_args(env, info, 7, argv, "sealPacket(key, counter, buf, offset, headerLen, plaintext, length) takes 7 arguments")) return NULL;
   unsigned char *key, *buf, *pt;
   size_t klen, buflen, ptcap;
   if (!get_u8(env, argv[0], "key must be a Uint8Array", &key, &klen)) return NULL;
@@ -343,10 +327,8 @@ static napi_value seal_packet(napi_env env, napi_callback_info info) {
 
 static napi_value open_(napi_env env, napi_callback_info info) {
   if (unavailable) return throw_type(env, unavailable);
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5)
-    return throw_type(env, "open(key, nonce, ad, sealed, out) takes 5 arguments");
+  if (!get_args(env, info, 5, argv, "open(key, nonce, ad, sealed, out) takes 5 arguments")) return NULL;
   unsigned char *key, *nonce, *ad, *sealed, *out;
   size_t adlen, len, outlen;
   if (!get_common(env, argv, &key, &nonce, &ad, &adlen, &sealed, &len, "sealed must be a Uint8Array")) return NULL;

@@ -36,6 +36,8 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "napi_errors.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -63,21 +65,6 @@
 _Static_assert(sizeof(struct sockaddr_in6) <= UDP_BATCH_STRIDE, "sockaddr_in6 must fit the stride");
 _Static_assert(sizeof(struct sockaddr_in) <= UDP_BATCH_STRIDE, "sockaddr_in must fit the stride");
 _Static_assert(offsetof(struct sockaddr, sa_family) == 0, "the family must come first");
-
-/* Throws (unless an exception is already pending) and returns NULL, the value a failing callback returns. */
-static napi_value throw_type(napi_env env, const char *msg) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
-
-static napi_value throw_range(napi_env env, const char *msg) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (!pending) napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-  return NULL;
-}
 
 /* A JS number that is an integer in [min, max]; 0 after throwing otherwise. */
 static int get_int(napi_env env, napi_value v, const char *what, double min, double max, int64_t *out) {

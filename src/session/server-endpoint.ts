@@ -454,31 +454,25 @@ export class ServerEndpoint {
     for (;;) {
       const tx = s.conn.pollTransmit(now);
       if (tx === null) break;
+      if (s.probe !== null && now >= s.probe.until) s.probe = null;
+      const probe = s.probe;
+      const dup = probe !== null && probe.dupLeft > 0;
+      // The datagram as bytes of its own, where a probe's copy needs them (into the arena, it is sealed in
+      // place, and the next reserve may send and reuse that memory).
+      let datagram: Uint8Array | null = null;
       if (arena !== null) {
         const at = arena.reserve(s.addr, DATA_HEADER_LEN + tx.length + AEAD_TAG_LEN);
         const size = s.channel.sealAt(now, tx.pn, tx.bytes, tx.length, arena.bytes, at);
-        // A probe's copy is taken before the next reserve, which may send and reuse this memory.
-        const copy = s.probe !== null && now < s.probe.until && s.probe.dupLeft > 0 ? arena.bytes.slice(at, at + size) : null;
+        if (dup) datagram = arena.bytes.slice(at, at + size);
         arena.commit(size);
-        if (s.probe) {
-          if (now >= s.probe.until) s.probe = null;
-          else if (copy !== null) {
-            s.probe.dupLeft--;
-            this.emit(s.probe.addr, copy, true);
-          }
-        }
-        continue;
+      } else {
+        datagram = s.channel.seal(now, tx.pn, tx.payload, sink !== null ? this.sealScratch : null);
+        if (sink !== null) sink(s.addr, datagram);
+        else this.out.push({ to: s.addr, data: datagram });
       }
-      const datagram = s.channel.seal(now, tx.pn, tx.payload, sink !== null ? this.sealScratch : null);
-      if (sink !== null) sink(s.addr, datagram);
-      else this.out.push({ to: s.addr, data: datagram });
-      if (s.probe) {
-        if (now >= s.probe.until) s.probe = null;
-        else if (s.probe.dupLeft > 0) {
-          s.probe.dupLeft--;
-          if (sink !== null) sink(s.probe.addr, datagram);
-          else this.out.push({ to: s.probe.addr, data: datagram });
-        }
+      if (dup && datagram !== null) {
+        probe.dupLeft--;
+        this.emit(probe.addr, datagram, true);
       }
     }
     for (;;) {

@@ -180,6 +180,12 @@ function copyOf(data: Uint8Array): Uint8Array {
   return b;
 }
 
+/** Throws as socket.send does on a bad port, and on an empty address. */
+function checkDestination(port: number, address: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer in [1, 65535], not ${port}`);
+  if (typeof address !== 'string' || address === '') throw new TypeError('address must be a non-empty string');
+}
+
 function positiveInt(v: number | undefined, dflt: number, what: string): number {
   if (v === undefined) return dflt;
   if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${what} must be a positive integer`);
@@ -296,8 +302,7 @@ export class UdpBatchSender {
    */
   pushShared(data: Uint8Array, port: number, address: string): void {
     if (data === this.sharedData && this.sharedAt >= 0 && this.pending < this.maxBatch) {
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer in [1, 65535], not ${port}`);
-      if (typeof address !== 'string' || address === '') throw new TypeError('address must be a non-empty string');
+      checkDestination(port, address);
       const di = this.dest(address, port);
       if (this.dests[di]?.packed === true) {
         this.queueNative(this.sharedAt, data.length, di);
@@ -316,8 +321,7 @@ export class UdpBatchSender {
    * (it may be new memory). Throws as push() does on a bad port or address.
    */
   reserve(port: number, address: string, maxBytes: number): number {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be an integer in [1, 65535], not ${port}`);
-    if (typeof address !== 'string' || address === '') throw new TypeError('address must be a non-empty string');
+    checkDestination(port, address);
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError('maxBytes must be a non-negative integer');
     if (this.pending > 0 && (this.pending >= this.maxBatch || this.used + this.dgramBytes + maxBytes > this.maxBatchBytes)) {
       this.stats.autoFlushes++;

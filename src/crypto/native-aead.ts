@@ -3,9 +3,7 @@
 // checks against the RFC 8439 test vector. About twice as fast as libsodium's portable ChaCha20 for
 // chat-sized packets (docs/PERFORMANCE.md). Absent or unusable, primitives.ts keeps libsodium.
 
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadAddon, type AddonLoad } from '../util/native-addon.js';
 
 /** The addon's exports (see native/aead.c for the exact contract). */
 export interface AeadAddon {
@@ -21,7 +19,6 @@ export interface AeadAddon {
   readonly abi: number;
 }
 
-export const AEAD_ADDON_PATH = fileURLToPath(new URL('../../build/aead.node', import.meta.url));
 const AEAD_ABI = 2;
 
 function isAeadAddon(x: unknown): x is AeadAddon {
@@ -30,23 +27,14 @@ function isAeadAddon(x: unknown): x is AeadAddon {
   return typeof a.seal === 'function' && typeof a.sealPacket === 'function' && typeof a.open === 'function' && typeof a.available === 'boolean' && typeof a.reason === 'string' && a.abi === AEAD_ABI;
 }
 
-let state: { addon: AeadAddon | null; error: string | null } | undefined;
+let state: AddonLoad<AeadAddon> | undefined;
 
 /** The addon when it is built, loads and passed its self-test; else null (aeadAddonError says why). */
 export function loadAeadAddon(): AeadAddon | null {
   if (state) return state.addon;
-  if (!existsSync(AEAD_ADDON_PATH)) {
-    state = { addon: null, error: `${AEAD_ADDON_PATH} is not built (npm run build; build/aead.status.json says why)` };
-    return null;
-  }
-  try {
-    const mod: unknown = createRequire(import.meta.url)(AEAD_ADDON_PATH);
-    if (!isAeadAddon(mod)) state = { addon: null, error: `${AEAD_ADDON_PATH} is not this version of the addon` };
-    else if (!mod.available) state = { addon: null, error: mod.reason };
-    else state = { addon: mod, error: null };
-  } catch (e) {
-    state = { addon: null, error: `${AEAD_ADDON_PATH} did not load: ${e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e)}` };
-  }
+  const loaded = loadAddon('aead', isAeadAddon);
+  // It loads without the OpenSSL symbols, and says so: then it is not used.
+  state = loaded.addon !== null && !loaded.addon.available ? { addon: null, error: loaded.addon.reason } : loaded;
   return state.addon;
 }
 

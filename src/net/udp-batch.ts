@@ -7,11 +7,9 @@
 // nowhere else, behind typed accessors; if they are not where this Node keeps them, the fallback is used.
 
 import type dgram from 'node:dgram';
-import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { UDP_BATCH_MAX_ADDRESSES, UDP_BATCH_MAX_BYTES, UDP_BATCH_MAX_DATAGRAMS } from '../limits.js';
+import { loadAddon, type AddonLoad } from '../util/native-addon.js';
 
 /** The addon's exports (see native/udp_batch.c for the exact contract). */
 export interface UdpBatchAddon {
@@ -52,11 +50,10 @@ export interface UdpBatchAddon {
 /** An opaque handle from recvWatch. */
 export type RecvWatcher = { readonly __recvWatcher: unique symbol };
 
-export const ADDON_PATH = fileURLToPath(new URL('../../build/udp_batch.node', import.meta.url));
 const ADDON_ABI = 2;
 const ADDR_STRIDE = 28;
 
-let addonState: { addon: UdpBatchAddon | null; error: string | null } | undefined;
+let addonState: AddonLoad<UdpBatchAddon> | undefined;
 
 function isAddon(x: unknown): x is UdpBatchAddon {
   if (typeof x !== 'object' || x === null) return false;
@@ -71,16 +68,7 @@ export function loadUdpBatchAddon(): UdpBatchAddon | null {
     addonState = { addon: null, error: `not on Linux (${process.platform})` };
     return null;
   }
-  if (!existsSync(ADDON_PATH)) {
-    addonState = { addon: null, error: `${ADDON_PATH} is not built (npm run build; build/udp_batch.status.json says why)` };
-    return null;
-  }
-  try {
-    const mod: unknown = createRequire(import.meta.url)(ADDON_PATH);
-    addonState = isAddon(mod) ? { addon: mod, error: null } : { addon: null, error: `${ADDON_PATH} is not this version of the addon` };
-  } catch (e) {
-    addonState = { addon: null, error: `${ADDON_PATH} did not load: ${e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e)}` };
-  }
+  addonState = loadAddon('udp_batch', isAddon);
   return addonState.addon;
 }
 

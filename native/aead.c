@@ -20,10 +20,14 @@
 //   seal(key, nonce, ad, plaintext, out, offset)   writes ciphertext and tag at out[offset ..)
 //   open(key, nonce, ad, sealed, out) -> boolean   out gets sealed.length - 16 bytes of plaintext when
 //                                                  the tag authenticates; false (out untouched) otherwise
-//   sealPacket(key, counter, buf, offset, headerLen, plaintext, length)
+//   sealPacket(keys, keyOffset, counter, buf, offset, headerLen, plaintext, length)
 //       a datagram in place: the AD is buf[offset, offset + headerLen), the first `length` bytes of
 //       plaintext are sealed right after it; the nonce is Noise's, 32 zero bits and the counter (an
-//       integer below 2^53) as 64-bit little-endian. No views or nonce buffers to make per packet.
+//       integer below 2^53) as 64-bit little-endian; the key is keys[keyOffset, keyOffset + 32), a
+//       table of many sessions' keys. No views, key objects or nonce buffers to make per packet.
+//   openPacket(keys, keyOffset, counter, buf, offset, headerLen, length) -> boolean
+//       the reverse, in place: buf[offset, offset + length) is header, ciphertext and tag; on success
+//       the plaintext replaces the ciphertext, on failure nothing is written.
 //   available: boolean, reason: string, abi: number
 // key 32 bytes, nonce 12, all Uint8Arrays; bad arguments throw TypeError or RangeError.
 
@@ -38,7 +42,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define AEAD_ABI 2
+#define AEAD_ABI 3
 #define KEY_LEN 32
 #define NONCE_LEN 12
 #define TAG_LEN 16
@@ -223,6 +227,9 @@ static int self_test(void) {
   do_seal(key, nonce, ad, sizeof ad, (const unsigned char *)pt, len, sealed);
   if (len != sizeof ct || memcmp(sealed, ct, len) != 0 || memcmp(sealed + len, tag, TAG_LEN) != 0) return 0;
   if (!do_open(key, nonce, ad, sizeof ad, sealed, len, back) || memcmp(back, pt, len) != 0) return 0;
+  unsigned char inplace[114 + TAG_LEN]; /* as openPacket opens: the plaintext over the ciphertext */
+  memcpy(inplace, sealed, sizeof inplace);
+  if (!do_open(key, nonce, ad, sizeof ad, inplace, len, inplace) || memcmp(inplace, pt, len) != 0) return 0;
   sealed[0] ^= 1;
   if (do_open(key, nonce, ad, sizeof ad, sealed, len, back)) return 0;
   return 1;
@@ -295,34 +302,94 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* keys[keyOffset, keyOffset + 32): a key kept in a table of keys (one Uint8Array for many sessions, so a
+ * packet reaches its key in one cold cache line, not three objects). */
+static int get_table_key(napi_env env, napi_value table, napi_value offset_v, const unsigned char **key) {
+  unsigned char *keys;
+  size_t keyslen;
+  uint32_t key_offset = 0;
+  if (!get_u8(env, table, "keys must be a Uint8Array", &keys, &keyslen)) return 0;
+  if (napi_get_value_uint32(env, offset_v, &key_offset) != napi_ok) {
+    throw_type(env, "keyOffset must be a number");
+    return 0;
+  }
+  if ((uint64_t)key_offset + KEY_LEN > keyslen) {
+    throw_range(env, "keyOffset leaves no 32-byte key in keys");
+    return 0;
+  }
+  *key = keys + key_offset;
+  return 1;
+}
+
+/* Noise's nonce: 32 zero bits, then the counter (an integer below 2^53, checked) as 64-bit little-endian. */
+static int get_counter_nonce(napi_env env, napi_value v, unsigned char nonce[NONCE_LEN]) {
+  double counter = -1;
+  if (napi_get_value_double(env, v, &counter) != napi_ok) {
+    throw_type(env, "counter must be a number");
+    return 0;
+  }
+  if (!(counter >= 0 && counter <= 9007199254740991.0) || counter != (double)(uint64_t)counter) {
+    throw_range(env, "counter must be an integer in [0, 2^53)");
+    return 0;
+  }
+  memset(nonce, 0, 4);
+  put_le64(nonce + 4, (uint64_t)counter);
+  return 1;
+}
+
 static napi_value seal_packet(napi_env env, napi_callback_info info) {
   if (unavailable) return throw_type(env, unavailable);
-  napi_value argv[7];
-  if (!get_args(env, info, 7, argv, "sealPacket(key, counter, buf, offset, headerLen, plaintext, length) takes 7 arguments")) return NULL;
-  unsigned char *key, *buf, *pt;
-  size_t klen, buflen, ptcap;
-  if (!get_u8(env, argv[0], "key must be a Uint8Array", &key, &klen)) return NULL;
-  if (klen != KEY_LEN) return throw_range(env, "key must be 32 bytes");
-  double counter = -1;
-  if (napi_get_value_double(env, argv[1], &counter) != napi_ok) return throw_type(env, "counter must be a number");
-  if (!(counter >= 0 && counter <= 9007199254740991.0) || counter != (double)(uint64_t)counter)
-    return throw_range(env, "counter must be an integer in [0, 2^53)");
-  if (!get_u8(env, argv[2], "buf must be a Uint8Array", &buf, &buflen)) return NULL;
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv, "sealPacket(keys, keyOffset, counter, buf, offset, headerLen, plaintext, length) takes 8 arguments"))
+    return NULL;
+  const unsigned char *key;
+  unsigned char nonce[NONCE_LEN];
+  unsigned char *buf, *pt;
+  size_t buflen, ptcap;
+  if (!get_table_key(env, argv[0], argv[1], &key)) return NULL;
+  if (!get_counter_nonce(env, argv[2], nonce)) return NULL;
+  if (!get_u8(env, argv[3], "buf must be a Uint8Array", &buf, &buflen)) return NULL;
   uint32_t offset = 0, header_len = 0, len = 0;
-  if (napi_get_value_uint32(env, argv[3], &offset) != napi_ok) return throw_type(env, "offset must be a number");
-  if (napi_get_value_uint32(env, argv[4], &header_len) != napi_ok) return throw_type(env, "headerLen must be a number");
-  if (!get_u8(env, argv[5], "plaintext must be a Uint8Array", &pt, &ptcap)) return NULL;
-  if (napi_get_value_uint32(env, argv[6], &len) != napi_ok) return throw_type(env, "length must be a number");
+  if (napi_get_value_uint32(env, argv[4], &offset) != napi_ok) return throw_type(env, "offset must be a number");
+  if (napi_get_value_uint32(env, argv[5], &header_len) != napi_ok) return throw_type(env, "headerLen must be a number");
+  if (!get_u8(env, argv[6], "plaintext must be a Uint8Array", &pt, &ptcap)) return NULL;
+  if (napi_get_value_uint32(env, argv[7], &len) != napi_ok) return throw_type(env, "length must be a number");
   if (len > ptcap) return throw_range(env, "length is beyond plaintext");
   if ((uint64_t)offset + header_len + len + TAG_LEN > buflen) return throw_range(env, "buf is too small for header, ciphertext and tag at offset");
   unsigned char *dst = buf + offset + header_len;
   if (dst != pt && dst < pt + len && pt < dst + len + TAG_LEN) return throw_range(env, "the datagram overlaps plaintext");
-  unsigned char nonce[NONCE_LEN];
-  uint64_t c = (uint64_t)counter;
-  memset(nonce, 0, 4);
-  put_le64(nonce + 4, c);
   do_seal(key, nonce, buf + offset, header_len, pt, len, dst);
   return NULL;
+}
+
+/* A datagram opened in place: buf[offset, offset + headerLen) is the AD, then ciphertext, then the tag, to
+ * offset + length. The plaintext replaces the ciphertext when the tag authenticates; otherwise nothing
+ * is written. */
+static napi_value open_packet(napi_env env, napi_callback_info info) {
+  if (unavailable) return throw_type(env, unavailable);
+  napi_value argv[7];
+  if (!get_args(env, info, 7, argv, "openPacket(keys, keyOffset, counter, buf, offset, headerLen, length) takes 7 arguments"))
+    return NULL;
+  const unsigned char *key;
+  unsigned char nonce[NONCE_LEN];
+  unsigned char *buf;
+  size_t buflen;
+  if (!get_table_key(env, argv[0], argv[1], &key)) return NULL;
+  if (!get_counter_nonce(env, argv[2], nonce)) return NULL;
+  if (!get_u8(env, argv[3], "buf must be a Uint8Array", &buf, &buflen)) return NULL;
+  uint32_t offset = 0, header_len = 0, len = 0;
+  if (napi_get_value_uint32(env, argv[4], &offset) != napi_ok) return throw_type(env, "offset must be a number");
+  if (napi_get_value_uint32(env, argv[5], &header_len) != napi_ok) return throw_type(env, "headerLen must be a number");
+  if (napi_get_value_uint32(env, argv[6], &len) != napi_ok) return throw_type(env, "length must be a number");
+  if ((uint64_t)offset + len > buflen) return throw_range(env, "offset + length is beyond buf");
+  int ok = 0;
+  if (len >= (uint64_t)header_len + TAG_LEN) {
+    unsigned char *ct = buf + offset + header_len;
+    ok = do_open(key, nonce, buf + offset, header_len, ct, len - header_len - TAG_LEN, ct);
+  }
+  napi_value result;
+  if (napi_get_boolean(env, ok ? true : false, &result) != napi_ok) return NULL;
+  return result;
 }
 
 static napi_value open_(napi_env env, napi_callback_info info) {
@@ -353,6 +420,9 @@ NAPI_MODULE_INIT() {
     return NULL;
   if (napi_create_function(env, "sealPacket", NAPI_AUTO_LENGTH, seal_packet, NULL, &v) != napi_ok ||
       napi_set_named_property(env, exports, "sealPacket", v) != napi_ok)
+    return NULL;
+  if (napi_create_function(env, "openPacket", NAPI_AUTO_LENGTH, open_packet, NULL, &v) != napi_ok ||
+      napi_set_named_property(env, exports, "openPacket", v) != napi_ok)
     return NULL;
   if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_, NULL, &v) != napi_ok ||
       napi_set_named_property(env, exports, "open", v) != napi_ok)

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { dh, fingerprint, generateKeyPair, NoiseError, NoiseHandshake, open, rekey, seal, sealInto } from '../src/crypto/noise.js';
+import { dh, fingerprint, generateKeyPair, NoiseError, NoiseHandshake, open, openPacket, rekey, seal, sealInto, sealPacket } from '../src/crypto/noise.js';
+import { KeyTable } from '../src/crypto/key-table.js';
 import { CookieJar } from '../src/crypto/cookie.js';
 import { ReplayWindow } from '../src/crypto/replay.js';
 import { configDir, KnownServers, loadOrCreateKeyPair } from '../src/crypto/keystore.js';
@@ -335,4 +336,88 @@ test('backends: SHA-256 and HMAC-SHA-256 match RFC 4231 and each other for any k
     }),
     { numRuns: 500 },
   );
+});
+
+/** Noise's nonce for counter n, as the packet functions build it. */
+function counterNonce(n: number): Uint8Array {
+  const b = Buffer.alloc(12);
+  b.writeUInt32LE(n % 2 ** 32, 4);
+  b.writeUInt32LE(Math.floor(n / 2 ** 32), 8);
+  return new Uint8Array(b);
+}
+
+test('sealPacket and openPacket: keys at an offset in a table, in place, the same bytes as node:crypto; a forgery writes nothing', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.nat(7),
+      fc.nat({ max: 2 ** 40 }),
+      fc.uint8Array({ maxLength: 2100 }),
+      fc.nat(40),
+      fc.nat(),
+      (key, slot, counter, pt, offset, flip) => {
+        const keys = new Uint8Array(8 * 64).fill(0xee);
+        keys.set(key, slot * 64);
+        const header = new Uint8Array(13).map((_, i) => i + counter);
+        const buf = new Uint8Array(offset + 13 + pt.length + 16 + 5);
+        buf.set(header, offset);
+        sealPacket(keys, slot * 64, counter, buf, offset, 13, pt, pt.length);
+        const expected = new Uint8Array(pt.length + 16);
+        nodeBackend.sealInto(key, counterNonce(counter), header, pt, expected, 0);
+        assert.deepEqual(buf.subarray(offset + 13, offset + 13 + pt.length + 16), expected);
+        const length = 13 + pt.length + 16;
+        const bad = buf.slice();
+        bad[offset + (flip % length)]! ^= 1 << flip % 8;
+        const before = bad.slice();
+        assert.equal(openPacket(keys, slot * 64, counter, bad, offset, 13, length), false);
+        assert.deepEqual(bad, before, 'a refused packet is left as it was');
+        assert.equal(openPacket(keys, slot * 64, counter + 1, buf, offset, 13, length), false, 'another counter');
+        assert.equal(openPacket(keys, slot * 64, counter, buf, offset, 13, length), true);
+        assert.deepEqual(buf.subarray(offset + 13, offset + 13 + pt.length), pt);
+      },
+    ),
+    { numRuns: 300 },
+  );
+  // Too short for a tag, or beyond the buffer: refused, never thrown.
+  const keys = new Uint8Array(32);
+  assert.equal(openPacket(keys, 0, 0, new Uint8Array(28), 0, 13, 28), false);
+  assert.equal(openPacket(keys, 0, 0, new Uint8Array(40), 20, 13, 29), false);
+});
+
+test('native AEAD: the table functions check their arguments before touching anything', () => {
+  const addon = loadAeadAddon();
+  if (!addon || !nativeAead) return;
+  const keys = new Uint8Array(64);
+  const buf = new Uint8Array(100);
+  const pt = new Uint8Array(10);
+  assert.throws(() => addon.sealPacket(keys, 33, 0, buf, 0, 13, pt, 10), RangeError, 'no whole key at the offset');
+  assert.throws(() => addon.openPacket(keys, 40, 0, buf, 0, 13, 40), RangeError);
+  assert.throws(() => addon.openPacket(keys, 0, -1, buf, 0, 13, 40), RangeError, 'a negative counter');
+  assert.throws(() => addon.openPacket(keys, 0, 2 ** 53, buf, 0, 13, 40), RangeError);
+  assert.throws(() => addon.openPacket(keys, 0, 0, buf, 90, 13, 40), RangeError, 'beyond buf');
+  assert.throws(() => addon.sealPacket(keys, 0, 0, buf, 80, 13, pt, 10), RangeError, 'no room for the tag');
+  assert.throws(() => addon.sealPacket(keys, 0, 0, buf, 0, 13, pt, 11), RangeError, 'beyond plaintext');
+  assert.deepEqual(buf, new Uint8Array(100));
+  assert.equal(addon.openPacket(keys, 0, 0, buf, 0, 13, 28), false, 'shorter than header and tag');
+});
+
+test('KeyTable: records are zeroed, reused, kept across growth, and never released twice', () => {
+  const t = new KeyTable(64, 2);
+  const a = t.alloc();
+  const b = t.alloc();
+  t.bytes.fill(7, a, a + 64);
+  t.bytes.fill(9, b, b + 64);
+  const c = t.alloc(); // grows
+  assert.equal(t.records, 3);
+  assert.deepEqual(t.bytes.subarray(a, a + 64), new Uint8Array(64).fill(7));
+  assert.deepEqual(t.bytes.subarray(b, b + 64), new Uint8Array(64).fill(9));
+  assert.deepEqual(t.bytes.subarray(c, c + 64), new Uint8Array(64));
+  t.release(a);
+  assert.deepEqual(t.bytes.subarray(a, a + 64), new Uint8Array(64), 'wiped on release');
+  assert.throws(() => t.release(a), RangeError, 'a second release would hand one record to two owners');
+  assert.throws(() => t.release(b + 1), RangeError);
+  assert.throws(() => t.release(64 * 50), RangeError);
+  assert.equal(t.alloc(), a, 'reused');
+  assert.equal(t.records, 3);
+  assert.throws(() => new KeyTable(48), RangeError);
 });

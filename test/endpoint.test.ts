@@ -39,7 +39,8 @@ function pair(opts: { verify?: (k: Uint8Array) => { ok: true } | { ok: false; re
       for (let d = client.pollTransmit(); d !== null; d = client.pollTransmit()) {
         toServer.push(d);
         const f = filter('up', d);
-        if (f) server.handleDatagram(now, clientAddr, f);
+        // A copy, as a socket's receive memory would be: the server decrypts DATA in place.
+        if (f) server.handleDatagram(now, clientAddr, f.slice());
         moved = true;
       }
       for (let t = server.pollTransmit(now); t !== null; t = server.pollTransmit(now)) {
@@ -557,4 +558,51 @@ test('the server times out a silent session once the idle timeout has passed, wi
   assert.ok(closedAt >= lastHeard + IDLE_TIMEOUT_MS, `closed ${closedAt - lastHeard} ms after the last packet`);
   assert.ok(closedAt <= lastHeard + IDLE_TIMEOUT_MS + IDLE_SWEEP_MS, `closed ${closedAt - lastHeard} ms after the last packet`);
   assert.equal(server.sessionCount, 0);
+});
+
+test('channel: opens in place, leaves a refused datagram as it was, and after dispose has wiped its keys and refuses to work', async () => {
+  const { SecureChannel, CHANNEL_RECORD_BYTES } = await import('../src/session/channel.js');
+  const { KeyTable } = await import('../src/crypto/key-table.js');
+  const table = new KeyTable(CHANNEL_RECORD_BYTES, 1);
+  const key = new Uint8Array(32).fill(5);
+  const cid = new Uint8Array(8).fill(3);
+  const a = new SecureChannel({ send: key.slice(), recv: key.slice() }, cid, 0, 1000, 60_000, table);
+  const b = new SecureChannel({ send: key.slice(), recv: key.slice() }, cid, 0, 1000, 60_000, table);
+  assert.equal(table.records, 2);
+  const d = a.seal(0, 7, utf8Bytes('in place'));
+  const forged = d.slice();
+  forged[20]! ^= 1;
+  const before = forged.slice();
+  assert.equal(b.openInPlace(0, 0, 7, forged), 'auth');
+  assert.deepEqual(forged, before);
+  const payload = b.openInPlace(0, 0, 7, d);
+  assert.ok(payload instanceof Uint8Array);
+  assert.equal(utf8Text(payload), 'in place');
+  assert.equal(payload.buffer, d.buffer, 'a view of the datagram, not a copy');
+  assert.equal(b.openInPlace(0, 0, 7, a.seal(0, 7, utf8Bytes('again'))), 'replay');
+  a.dispose();
+  a.dispose(); // twice is harmless
+  assert.equal(table.records, 1);
+  assert.throws(() => a.seal(0, 8, utf8Bytes('x')), /disposed/);
+  assert.throws(() => a.openInPlace(0, 0, 8, d), /disposed/);
+  // The record a held is zero now, and a new channel gets it with its own keys: b is unaffected.
+  const c = new SecureChannel({ send: new Uint8Array(32).fill(1), recv: new Uint8Array(32).fill(1) }, cid, 0, 1000, 60_000, table);
+  assert.equal(table.records, 2);
+  const fromC = c.seal(0, 9, utf8Bytes('other keys'));
+  assert.equal(b.openInPlace(0, 0, 9, fromC), 'auth');
+  b.dispose();
+  c.dispose();
+  assert.equal(table.records, 0);
+  assert.deepEqual(table.bytes, new Uint8Array(table.bytes.length), 'every key wiped');
+});
+
+test('server endpoint: a closed session gives its key record back', () => {
+  const p = pair();
+  const sid = opened(p);
+  const table = (p.server as unknown as { keyTable: { records: number } }).keyTable;
+  assert.equal(table.records, 1);
+  p.server.close(p.now, sid, 0, 'bye');
+  for (let i = 0; i < 50 && p.server.sessionCount > 0; i++) p.advance(200);
+  assert.equal(p.server.sessionCount, 0);
+  assert.equal(table.records, 0);
 });

@@ -20,6 +20,9 @@ import {
   encodeHsFinish,
   encodeHsReply,
   encodeReset,
+  dataKeyPhase,
+  dataPn,
+  isDataPacket,
   isObrolDatagram,
   writeDataHeader,
   DATA_HEADER_LEN,
@@ -327,4 +330,28 @@ test('wire: text is written as the varint length and the UTF-8 bytes, and read b
   );
   // Bytes that are not UTF-8 are refused on the fast path's length too.
   assert.throws(() => new Reader(Uint8Array.of(2, 0x41, 0xff)).text(10), (e: unknown) => e instanceof WireError && e.code === 'bad-utf8');
+});
+
+test('isDataPacket, dataKeyPhase and dataPn read exactly what decodePacket reads, for any bytes', () => {
+  const check = (b: Uint8Array): void => {
+    const d = decodePacket(b);
+    const isData = d.ok && d.value.type === 'data';
+    assert.equal(isDataPacket(b), isData);
+    if (d.ok && d.value.type === 'data') {
+      assert.equal(dataKeyPhase(b), d.value.keyPhase);
+      assert.equal(dataPn(b), d.value.pn);
+      assert.deepEqual(b.subarray(1, 9), d.value.cid);
+    }
+  };
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 80 }), check), { numRuns: 2000 });
+  // And DATA-typed bytes of every length around the header and tag, with packet numbers up to 2^32 - 1.
+  fc.assert(
+    fc.property(fc.constantFrom(0xfc, 0xfd), fc.uint8Array({ minLength: 8, maxLength: 8 }), fc.nat({ max: 0xffffffff }), fc.nat(40), (type, cid, pn, rest) => {
+      const b = new Uint8Array(DATA_HEADER_LEN + rest);
+      writeDataHeader(b, (type & 1) as 0 | 1, cid, pn);
+      check(b);
+      assert.equal(isDataPacket(b), rest >= 16);
+    }),
+    { numRuns: 500 },
+  );
 });

@@ -10,8 +10,11 @@ export interface AeadAddon {
   /** Writes ciphertext then the 16-byte tag at out[offset ..). */
   seal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
   /** Seals plaintext[0, length) right after the header at buf[offset, offset + headerLen), which is the
-   * AD, under Noise's nonce for counter (an integer below 2^53). */
-  sealPacket(key: Uint8Array, counter: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void;
+   * AD, under Noise's nonce for counter (an integer below 2^53) and the key at keys[keyOffset ..). */
+  sealPacket(keys: Uint8Array, keyOffset: number, counter: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void;
+  /** Opens buf[offset, offset + length) (header, ciphertext, tag) in place: true and the plaintext over the
+   * ciphertext when the tag authenticates; false and nothing written otherwise. */
+  openPacket(keys: Uint8Array, keyOffset: number, counter: number, buf: Uint8Array, offset: number, headerLen: number, length: number): boolean;
   /** Writes sealed.length - 16 bytes of plaintext into out when the tag authenticates; false otherwise. */
   open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array, out: Uint8Array): boolean;
   readonly available: boolean;
@@ -19,12 +22,12 @@ export interface AeadAddon {
   readonly abi: number;
 }
 
-const AEAD_ABI = 2;
+const AEAD_ABI = 3;
 
 function isAeadAddon(x: unknown): x is AeadAddon {
   if (typeof x !== 'object' || x === null) return false;
   const a = x as Record<string, unknown>;
-  return typeof a.seal === 'function' && typeof a.sealPacket === 'function' && typeof a.open === 'function' && typeof a.available === 'boolean' && typeof a.reason === 'string' && a.abi === AEAD_ABI;
+  return typeof a.seal === 'function' && typeof a.sealPacket === 'function' && typeof a.openPacket === 'function' && typeof a.open === 'function' && typeof a.available === 'boolean' && typeof a.reason === 'string' && a.abi === AEAD_ABI;
 }
 
 let state: AddonLoad<AeadAddon> | undefined;

@@ -83,15 +83,33 @@ export function sealInto(key: TransportKey, nonce: number | bigint, ad: Uint8Arr
 }
 
 /** A datagram sealed in place: plaintext[0, length) goes, encrypted and tagged, right after the header at
- * buf[offset, offset + headerLen), which is the AD. One native call and no views where the backend has
+ * buf[offset, offset + headerLen), which is the AD, under the key at keys[keyOffset, keyOffset + 32) (a
+ * KeyTable's bytes, or any array holding the key). One native call and no views where the backend has
  * sealPacket (the aead addon); the same bytes through sealInto otherwise. */
-export function sealPacket(key: TransportKey, nonce: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void {
+export function sealPacket(keys: Uint8Array, keyOffset: number, nonce: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void {
   if (backend.sealPacket !== undefined && Number.isSafeInteger(nonce) && nonce >= 0) {
-    backend.sealPacket(key, nonce, buf, offset, headerLen, plaintext, length);
+    backend.sealPacket(keys, keyOffset, nonce, buf, offset, headerLen, plaintext, length);
     return;
   }
   if (length > plaintext.length) throw new RangeError('length is beyond plaintext');
+  const key = keys.subarray(keyOffset, keyOffset + 32);
   backend.sealInto(key, setNonce(nonce), buf.subarray(offset, offset + headerLen), plaintext.subarray(0, length), buf, offset + headerLen);
+}
+
+/** A datagram opened in place: buf[offset, offset + length) is the header (the AD), the ciphertext and the
+ * tag. True, with the plaintext over the ciphertext, when it authenticates under the key at
+ * keys[keyOffset, keyOffset + 32); false, and nothing written, otherwise. Never throws on bad input. */
+export function openPacket(keys: Uint8Array, keyOffset: number, nonce: number, buf: Uint8Array, offset: number, headerLen: number, length: number): boolean {
+  if (length < headerLen + TAGLEN || offset + length > buf.length) return false;
+  if (backend.openPacket !== undefined && Number.isSafeInteger(nonce) && nonce >= 0) {
+    return backend.openPacket(keys, keyOffset, nonce, buf, offset, headerLen, length);
+  }
+  const key = keys.subarray(keyOffset, keyOffset + 32);
+  const body = offset + headerLen;
+  const plain = backend.open(key, setNonce(nonce), buf.subarray(offset, body), buf.subarray(body, offset + length));
+  if (plain === null) return false;
+  buf.set(plain, body);
+  return true;
 }
 
 /** ChaCha20-Poly1305 decryption; null when the tag does not authenticate. Never throws on bad input. */

@@ -29,9 +29,13 @@ export interface CryptoBackend {
   /** Writes ciphertext then tag into out[offset .. offset + plaintext.length + 16). */
   sealInto(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
   /** Where a backend can: seals plaintext[0, length) in place right after the header at
-   * buf[offset, offset + headerLen) (the AD), under Noise's nonce for counter (an integer below 2^53).
-   * noise.ts's sealPacket does the same with views elsewhere. */
-  sealPacket?(key: Uint8Array, counter: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void;
+   * buf[offset, offset + headerLen) (the AD), under Noise's nonce for counter (an integer below 2^53) and
+   * the key at keys[keyOffset, keyOffset + 32). noise.ts's sealPacket does the same with views elsewhere. */
+  sealPacket?(keys: Uint8Array, keyOffset: number, counter: number, buf: Uint8Array, offset: number, headerLen: number, plaintext: Uint8Array, length: number): void;
+  /** Where a backend can: opens buf[offset, offset + length) (header as AD, ciphertext, tag) in place, the
+   * plaintext over the ciphertext; false, and nothing written, when the tag does not authenticate.
+   * noise.ts's openPacket does the same with views and a copy elsewhere. */
+  openPacket?(keys: Uint8Array, keyOffset: number, counter: number, buf: Uint8Array, offset: number, headerLen: number, length: number): boolean;
   /** The plaintext, or null when the tag does not authenticate. Never throws on bad input. */
   open(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
   /** X25519(k, u); null for a result of all zeros (a low-order point) or a malformed input. */
@@ -198,8 +202,11 @@ function withNativeAead(base: CryptoBackend, a: AeadAddon): CryptoBackend {
     sealInto(key, nonce, ad, plaintext, out, offset) {
       a.seal(key, nonce, ad, plaintext, out, offset);
     },
-    sealPacket(key, counter, buf, offset, headerLen, plaintext, length) {
-      a.sealPacket(key, counter, buf, offset, headerLen, plaintext, length);
+    sealPacket(keys, keyOffset, counter, buf, offset, headerLen, plaintext, length) {
+      a.sealPacket(keys, keyOffset, counter, buf, offset, headerLen, plaintext, length);
+    },
+    openPacket(keys, keyOffset, counter, buf, offset, headerLen, length) {
+      return a.openPacket(keys, keyOffset, counter, buf, offset, headerLen, length);
     },
     open(key, nonce, ad, sealed) {
       if (sealed.length < AEAD_TAG_LEN || key.length !== AEAD_KEY_LEN || nonce.length !== AEAD_NONCE_LEN) return null;

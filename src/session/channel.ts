@@ -2,12 +2,26 @@
 // explicit nonce, key phases (Noise Rekey), and the replay window. Sans-I/O and clock-free: `now` comes in.
 
 import { REKEY_AFTER_MS, REKEY_AFTER_PACKETS } from '../limits.js';
-import { open, rekey, sealPacket, TAGLEN, type TransportKey } from '../crypto/noise.js';
+import { KeyTable } from '../crypto/key-table.js';
+import { openPacket, rekey, sealPacket, TAGLEN, type TransportKey } from '../crypto/noise.js';
 import { ReplayWindow } from '../crypto/replay.js';
-import { DATA_HEADER_LEN, writeDataHeader } from '../wire/packet.js';
+import { CID_LEN, DATA_HEADER_LEN, writeDataHeaderFrom } from '../wire/packet.js';
 
 /** How long the previous receive key stays usable for reordered packets after the peer rotates. */
 const OLD_KEY_GRACE_MS = 3_000;
+
+// A channel's record in its KeyTable: both keys, the previous receive key and the peer's connection id,
+// in two cache lines.
+const SEND_KEY = 0;
+const RECV_KEY = 32;
+const PREV_RECV_KEY = 64;
+const PEER_CID = 96;
+export const CHANNEL_RECORD_BYTES = 128;
+
+/** The table of channels made without one (clients, tests): a server gives its sessions a table of their own. */
+const sharedTable = new KeyTable(CHANNEL_RECORD_BYTES);
+/** A channel dropped without dispose() gives its record back when it is collected. */
+const unreleased = new FinalizationRegistry<{ table: KeyTable; base: number }>(({ table, base }) => table.release(base));
 
 export interface ChannelKeys {
   send: TransportKey;
@@ -19,16 +33,18 @@ export type OpenResult =
   | { ok: false; reason: 'replay' | 'auth' };
 
 export class SecureChannel {
-  private sendKey: TransportKey;
   private sendPhase: 0 | 1 = 0;
   private sentWithKey = 0;
   private sendKeySince: number;
 
-  private recvKey: TransportKey;
   private recvPhase: 0 | 1 = 0;
-  private prevRecvKey: TransportKey | null = null;
+  private hasPrevRecvKey = false;
   private prevRecvUntil = 0;
   private readonly replay = new ReplayWindow();
+  /** The record's offset in table.bytes; -1 once disposed. */
+  private base: number;
+  private readonly table: KeyTable;
+  private readonly token = {};
 
   constructor(
     keys: ChannelKeys,
@@ -37,14 +53,39 @@ export class SecureChannel {
     now: number,
     private readonly rekeyAfterPackets = REKEY_AFTER_PACKETS,
     private readonly rekeyAfterMs = REKEY_AFTER_MS,
+    /** Where the keys live (a server passes one table for all its sessions). */
+    table: KeyTable = sharedTable,
   ) {
-    this.sendKey = keys.send;
-    this.recvKey = keys.recv;
+    if (keys.send.length !== 32 || keys.recv.length !== 32) throw new RangeError('a transport key is 32 bytes');
+    if (peerCid.length !== CID_LEN) throw new RangeError(`a connection id is ${CID_LEN} bytes`);
+    if (table.recordBytes < CHANNEL_RECORD_BYTES) throw new RangeError(`the key table's records must hold ${CHANNEL_RECORD_BYTES} bytes`);
+    this.table = table;
+    const base = table.alloc();
+    this.base = base;
+    const b = table.bytes;
+    b.set(keys.send, base + SEND_KEY);
+    b.set(keys.recv, base + RECV_KEY);
+    b.set(peerCid, base + PEER_CID);
     this.sendKeySince = now;
+    unreleased.register(this, { table, base }, this.token);
   }
 
   get keyPhase(): 0 | 1 {
     return this.sendPhase;
+  }
+
+  /** Wipes the keys and gives the record back; the channel seals and opens nothing after this. */
+  dispose(): void {
+    if (this.base < 0) return;
+    unreleased.unregister(this.token);
+    const base = this.base;
+    this.base = -1;
+    this.table.release(base);
+  }
+
+  private live(): number {
+    if (this.base < 0) throw new Error('the channel is disposed');
+    return this.base;
   }
 
   /** Seals frames into a complete DATA datagram: in `into` (a view of its start is returned) when given and
@@ -67,42 +108,66 @@ export class SecureChannel {
    * for DATA_HEADER_LEN + length + TAGLEN bytes; returns that size. No allocation, no views: the fan-out's
    * path, sealing straight into the send batch. */
   sealAt(now: number, pn: number, payload: Uint8Array, length: number, out: Uint8Array, offset: number): number {
+    const base = this.live();
     if (this.sentWithKey >= this.rekeyAfterPackets || now - this.sendKeySince >= this.rekeyAfterMs) {
-      this.sendKey = rekey(this.sendKey);
+      const b = this.table.bytes;
+      b.set(rekey(b.subarray(base + SEND_KEY, base + SEND_KEY + 32)), base + SEND_KEY);
       this.sendPhase = this.sendPhase === 0 ? 1 : 0;
       this.sentWithKey = 0;
       this.sendKeySince = now;
     }
     this.sentWithKey++;
-    writeDataHeader(out, this.sendPhase, this.peerCid, pn, offset);
-    sealPacket(this.sendKey, pn, out, offset, DATA_HEADER_LEN, payload, length);
+    const keys = this.table.bytes;
+    writeDataHeaderFrom(out, offset, this.sendPhase, keys, base + PEER_CID, pn);
+    sealPacket(keys, base + SEND_KEY, pn, out, offset, DATA_HEADER_LEN, payload, length);
     return DATA_HEADER_LEN + length + TAGLEN;
   }
 
-  /** Authenticates and decrypts a DATA packet; replayed and forged packets are refused. */
-  open(now: number, keyPhase: 0 | 1, pn: number, header: Uint8Array, sealed: Uint8Array): OpenResult {
-    if (!this.replay.check(pn)) return { ok: false, reason: 'replay' };
-    let payload: Uint8Array | null;
+  /**
+   * Authenticates and decrypts a whole DATA datagram in place (its header is the AD): the payload, a view of
+   * datagram where the ciphertext was, or why it was refused (replayed, or forged: then datagram is
+   * untouched). The caller must not need the ciphertext afterwards, and must copy what it keeps of the
+   * payload beyond the datagram's memory.
+   */
+  openInPlace(now: number, keyPhase: 0 | 1, pn: number, datagram: Uint8Array): Uint8Array | 'replay' | 'auth' {
+    const base = this.live();
+    if (!this.replay.check(pn)) return 'replay';
+    const length = datagram.length;
+    const b = this.table.bytes;
+    let ok: boolean;
     if (keyPhase === this.recvPhase) {
-      payload = open(this.recvKey, pn, header, sealed);
+      ok = openPacket(b, base + RECV_KEY, pn, datagram, 0, DATA_HEADER_LEN, length);
     } else {
       // The other phase: a late packet under the previous key, or the peer's next key.
-      payload = this.prevRecvKey !== null && now < this.prevRecvUntil ? open(this.prevRecvKey, pn, header, sealed) : null;
-      if (payload !== null) {
+      if (this.hasPrevRecvKey && now < this.prevRecvUntil && openPacket(b, base + PREV_RECV_KEY, pn, datagram, 0, DATA_HEADER_LEN, length)) {
         this.replay.accept(pn);
-        return { ok: true, payload };
+        return datagram.subarray(DATA_HEADER_LEN, length - TAGLEN);
       }
-      const next = rekey(this.recvKey);
-      payload = open(next, pn, header, sealed);
-      if (payload !== null) {
-        this.prevRecvKey = this.recvKey;
+      const next = rekey(b.subarray(base + RECV_KEY, base + RECV_KEY + 32));
+      ok = openPacket(next, 0, pn, datagram, 0, DATA_HEADER_LEN, length);
+      if (ok) {
+        b.copyWithin(base + PREV_RECV_KEY, base + RECV_KEY, base + RECV_KEY + 32);
+        b.set(next, base + RECV_KEY);
+        this.hasPrevRecvKey = true;
         this.prevRecvUntil = now + OLD_KEY_GRACE_MS;
-        this.recvKey = next;
         this.recvPhase = keyPhase;
       }
     }
-    if (payload === null) return { ok: false, reason: 'auth' };
+    if (!ok) return 'auth';
     this.replay.accept(pn);
-    return { ok: true, payload };
+    return datagram.subarray(DATA_HEADER_LEN, length - TAGLEN);
+  }
+
+  /** Authenticates and decrypts a DATA packet given as header and sealed part (a copy is opened; the inputs
+   * stay as they are); replayed and forged packets are refused. */
+  open(now: number, keyPhase: 0 | 1, pn: number, header: Uint8Array, sealed: Uint8Array): OpenResult {
+    if (header.length !== DATA_HEADER_LEN) return { ok: false, reason: 'auth' };
+    // Node's pool: no malloc per packet; a plain Uint8Array view so that slice() copies.
+    const pooled = Buffer.allocUnsafe(header.length + sealed.length);
+    const copy = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
+    copy.set(header, 0);
+    copy.set(sealed, header.length);
+    const r = this.openInPlace(now, keyPhase, pn, copy);
+    return typeof r === 'string' ? { ok: false, reason: r } : { ok: true, payload: r };
   }
 }

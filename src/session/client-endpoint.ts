@@ -103,8 +103,15 @@ export class ClientEndpoint {
     this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
   }
 
-  private fail(kind: CloseKind, code: number, reason: string): void {
+  /** The session is over: its keys are wiped. */
+  private toClosed(): void {
+    const st = this.state;
+    if (st.name === 'finish' || st.name === 'open') st.channel.dispose();
     this.state = { name: 'closed' };
+  }
+
+  private fail(kind: CloseKind, code: number, reason: string): void {
+    this.toClosed();
     this.out.length = 0;
     this.events.push({ type: 'closed', kind, code, reason });
   }
@@ -208,7 +215,7 @@ export class ClientEndpoint {
           break;
         case 'closed': {
           const kind: CloseKind = ev.byPeer ? 'peer' : ev.code === 1 ? 'timeout' : 'local';
-          this.state = { name: 'closed' };
+          this.toClosed();
           this.events.push({ type: 'closed', kind, code: ev.code, reason: ev.reason });
           return;
         }

@@ -22,10 +22,13 @@ import {
   AEAD_TAG_LEN,
   CID_LEN,
   DATA_HEADER_LEN,
+  dataKeyPhase,
+  dataPn,
   decodePacket,
   encodeCookie,
   encodeHsReply,
   encodeReset,
+  isDataPacket,
   PROTOCOL_VERSION,
   ResetCode,
   type Packet,
@@ -34,7 +37,8 @@ import type { Frame } from '../wire/frame.js';
 import { DeadlineHeap } from '../util/deadline-heap.js';
 import { bytesEqual, hex } from '../util/bytes.js';
 import { Connection, SERVER_ACK_DELAYS, type ConnectionConfig } from './connection.js';
-import { SecureChannel } from './channel.js';
+import { CHANNEL_RECORD_BYTES, SecureChannel } from './channel.js';
+import { KeyTable } from '../crypto/key-table.js';
 import { addrKey, sameAddr, type Address, type Transmit } from './address.js';
 import { NOISE_PROLOGUE } from './handshake.js';
 
@@ -179,6 +183,8 @@ export class ServerEndpoint {
   private arena: TransmitArena | null = null;
   /** Where datagrams are sealed for the sink: one reused buffer, large enough for any datagram we build. */
   private readonly sealScratch = new Uint8Array(MAX_DATAGRAM);
+  /** Every session's keys and peer cid, a record each (see KeyTable). */
+  private readonly keyTable = new KeyTable(CHANNEL_RECORD_BYTES, 1024);
   private readonly events: ServerEvent[] = [];
   private readonly cookies: CookieJar;
   private readonly connConfig: ConnectionConfig;
@@ -248,7 +254,14 @@ export class ServerEndpoint {
     this.flushDirty(now);
   }
 
+  /**
+   * One datagram from the network. A DATA packet is decrypted in place: datagram is the endpoint's to
+   * overwrite (the shell's receive memory), and nothing here keeps a view of it past this call.
+   */
   handleDatagram(now: number, from: Address, datagram: Uint8Array): void {
+    // DATA, nearly every datagram, read in place: no packet object or views (decodePacket's checks, the
+    // same as isDataPacket's, are what a test holds them to).
+    if (isDataPacket(datagram)) return this.onData(now, from, datagram);
     const decoded = decodePacket(datagram);
     if (!decoded.ok) return this.drop('malformed');
     const p = decoded.value;
@@ -258,8 +271,6 @@ export class ServerEndpoint {
         return this.onHello(now, from, p);
       case 'hs-finish':
         return this.onHsFinish(now, from, p);
-      case 'data':
-        return this.onData(now, from, p, datagram.length);
       default:
         // COOKIE, HS_REPLY and RESET only travel to clients.
         return this.drop('unexpected');
@@ -351,7 +362,7 @@ export class ServerEndpoint {
       ip: from.address,
       addr: from,
       conn: new Connection(this.connConfig, now, entry.resent ? undefined : now - entry.sentAt),
-      channel: new SecureChannel({ send: keys.send, recv: keys.recv }, entry.clientCid, now),
+      channel: new SecureChannel({ send: keys.send, recv: keys.recv }, entry.clientCid, now, undefined, undefined, this.keyTable),
       deadline: null,
       filed: null,
       dirty: false,
@@ -364,20 +375,20 @@ export class ServerEndpoint {
     this.touch(session);
   }
 
-  private onData(now: number, from: Address, p: Extract<Packet, { type: 'data' }>, size: number): void {
-    const entry = this.lookup(p.cid);
+  private onData(now: number, from: Address, datagram: Uint8Array): void {
+    const entry = this.lookup(datagram, 1);
     if (entry?.kind === 'pending') return this.drop('unexpected'); // DATA overtook HS_FINISH; it will be resent
     if (!entry) {
       this.drop('unknown-session');
       // Tell a client whose server restarted to reconnect now rather than after its idle timeout.
       // 11 bytes in answer to at least 29: never an amplifier.
-      if (size > 11) this.emit(from, encodeReset(p.cid, ResetCode.UnknownSession), false);
+      if (datagram.length > 11) this.emit(from, encodeReset(datagram.subarray(1, 1 + CID_LEN), ResetCode.UnknownSession), false);
       return;
     }
     const s = entry;
-    const opened = s.channel.open(now, p.keyPhase, p.pn, p.header, p.sealed);
-    if (!opened.ok) return this.drop(opened.reason);
-    const verdict = s.conn.onPacket(now, p.pn, opened.payload);
+    const payload = s.channel.openInPlace(now, dataKeyPhase(datagram), dataPn(datagram), datagram);
+    if (typeof payload === 'string') return this.drop(payload);
+    const verdict = s.conn.onPacket(now, dataPn(datagram), payload);
     if (verdict === 'accepted') this.lastHeard[s.slot] = now;
     else if (verdict === 'malformed') this.drop('frames');
     else if (verdict === 'over-buffer') this.drop('over-buffer');
@@ -505,6 +516,7 @@ export class ServerEndpoint {
   }
 
   private removeSession(s: Session): void {
+    s.channel.dispose();
     this.sessions.delete(s.sid);
     this.freeSlot(s.slot);
     this.countIp(s.ip, -1);
@@ -650,11 +662,11 @@ export class ServerEndpoint {
   }
 
   /** The session or handshake whose cid this is: the slot finds it, the check word must match. */
-  private lookup(cid: Uint8Array): Pending | Session | undefined {
-    const slot = (u32le(cid, 0) ^ this.slotMask) >>> 0;
+  private lookup(bytes: Uint8Array, at = 0): Pending | Session | undefined {
+    const slot = (u32le(bytes, at) ^ this.slotMask) >>> 0;
     if (slot >= this.slots.length) return undefined;
     const e = this.slots[slot];
-    return e !== undefined && e.check === u32le(cid, 4) ? e : undefined;
+    return e !== undefined && e.check === u32le(bytes, at + 4) ? e : undefined;
   }
 }
 

@@ -72,15 +72,37 @@ export function encodeReset(cid: Uint8Array, code: ResetCode): Uint8Array {
   return new Writer(11).u8(PacketType.Reset).u8(PROTOCOL_VERSION).bytes(cid).u8(code).finish();
 }
 
-/** Writes the 13-byte DATA header into out[0..13). */
+/** Writes the 13-byte DATA header into out[at, at + 13). */
 export function writeDataHeader(out: Uint8Array, keyPhase: 0 | 1, cid: Uint8Array, pn: number, at = 0): void {
+  writeDataHeaderFrom(out, at, keyPhase, cid, 0, pn);
+}
+
+/** writeDataHeader with the connection id at src[srcAt, srcAt + 8) (a session's record in a KeyTable):
+ * byte by byte, which for 8 bytes is cheaper than set() and needs no view. */
+export function writeDataHeaderFrom(out: Uint8Array, at: number, keyPhase: 0 | 1, src: Uint8Array, srcAt: number, pn: number): void {
   out[at] = PacketType.Data0 | keyPhase;
-  out.set(cid, at + 1);
+  for (let i = 0; i < CID_LEN; i++) out[at + 1 + i] = src[srcAt + i]!;
   // Big-endian by hand: a DataView per packet is an allocation on the hottest path.
   out[at + 1 + CID_LEN] = pn >>> 24;
   out[at + 2 + CID_LEN] = (pn >>> 16) & 0xff;
   out[at + 3 + CID_LEN] = (pn >>> 8) & 0xff;
   out[at + 4 + CID_LEN] = pn & 0xff;
+}
+
+/** Whether bytes is a DATA packet as decodePacket reads one (its type, and room for header and tag): then
+ * dataKeyPhase, dataPn and the cid at bytes[1, 9) read its fields in place, with no views or objects. */
+export function isDataPacket(bytes: Uint8Array): boolean {
+  const t = bytes[0];
+  return (t === PacketType.Data0 || t === PacketType.Data1) && bytes.length >= DATA_HEADER_LEN + AEAD_TAG_LEN;
+}
+
+export function dataKeyPhase(bytes: Uint8Array): 0 | 1 {
+  return (bytes[0]! & 1) as 0 | 1;
+}
+
+export function dataPn(bytes: Uint8Array): number {
+  const at = 1 + CID_LEN;
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
 
 /**

@@ -337,28 +337,48 @@ static int get_counter_nonce(napi_env env, napi_value v, unsigned char nonce[NON
   return 1;
 }
 
+/* The arguments sealPacket and openPacket share: (keys, keyOffset, counter, buf, offset, headerLen). */
+typedef struct {
+  const unsigned char *key;
+  unsigned char nonce[NONCE_LEN];
+  unsigned char *buf;
+  size_t buflen;
+  uint32_t offset, header_len;
+} packet_args;
+
+static int get_packet_args(napi_env env, napi_value *argv, packet_args *a) {
+  if (!get_table_key(env, argv[0], argv[1], &a->key)) return 0;
+  if (!get_counter_nonce(env, argv[2], a->nonce)) return 0;
+  if (!get_u8(env, argv[3], "buf must be a Uint8Array", &a->buf, &a->buflen)) return 0;
+  if (napi_get_value_uint32(env, argv[4], &a->offset) != napi_ok) {
+    throw_type(env, "offset must be a number");
+    return 0;
+  }
+  if (napi_get_value_uint32(env, argv[5], &a->header_len) != napi_ok) {
+    throw_type(env, "headerLen must be a number");
+    return 0;
+  }
+  return 1;
+}
+
 static napi_value seal_packet(napi_env env, napi_callback_info info) {
   if (unavailable) return throw_type(env, unavailable);
   napi_value argv[8];
   if (!get_args(env, info, 8, argv, "sealPacket(keys, keyOffset, counter, buf, offset, headerLen, plaintext, length) takes 8 arguments"))
     return NULL;
-  const unsigned char *key;
-  unsigned char nonce[NONCE_LEN];
-  unsigned char *buf, *pt;
-  size_t buflen, ptcap;
-  if (!get_table_key(env, argv[0], argv[1], &key)) return NULL;
-  if (!get_counter_nonce(env, argv[2], nonce)) return NULL;
-  if (!get_u8(env, argv[3], "buf must be a Uint8Array", &buf, &buflen)) return NULL;
-  uint32_t offset = 0, header_len = 0, len = 0;
-  if (napi_get_value_uint32(env, argv[4], &offset) != napi_ok) return throw_type(env, "offset must be a number");
-  if (napi_get_value_uint32(env, argv[5], &header_len) != napi_ok) return throw_type(env, "headerLen must be a number");
+  packet_args a;
+  unsigned char *pt;
+  size_t ptcap;
+  uint32_t len = 0;
+  if (!get_packet_args(env, argv, &a)) return NULL;
   if (!get_u8(env, argv[6], "plaintext must be a Uint8Array", &pt, &ptcap)) return NULL;
   if (napi_get_value_uint32(env, argv[7], &len) != napi_ok) return throw_type(env, "length must be a number");
   if (len > ptcap) return throw_range(env, "length is beyond plaintext");
-  if ((uint64_t)offset + header_len + len + TAG_LEN > buflen) return throw_range(env, "buf is too small for header, ciphertext and tag at offset");
-  unsigned char *dst = buf + offset + header_len;
+  if ((uint64_t)a.offset + a.header_len + len + TAG_LEN > a.buflen)
+    return throw_range(env, "buf is too small for header, ciphertext and tag at offset");
+  unsigned char *dst = a.buf + a.offset + a.header_len;
   if (dst != pt && dst < pt + len && pt < dst + len + TAG_LEN) return throw_range(env, "the datagram overlaps plaintext");
-  do_seal(key, nonce, buf + offset, header_len, pt, len, dst);
+  do_seal(a.key, a.nonce, a.buf + a.offset, a.header_len, pt, len, dst);
   return NULL;
 }
 
@@ -370,22 +390,15 @@ static napi_value open_packet(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   if (!get_args(env, info, 7, argv, "openPacket(keys, keyOffset, counter, buf, offset, headerLen, length) takes 7 arguments"))
     return NULL;
-  const unsigned char *key;
-  unsigned char nonce[NONCE_LEN];
-  unsigned char *buf;
-  size_t buflen;
-  if (!get_table_key(env, argv[0], argv[1], &key)) return NULL;
-  if (!get_counter_nonce(env, argv[2], nonce)) return NULL;
-  if (!get_u8(env, argv[3], "buf must be a Uint8Array", &buf, &buflen)) return NULL;
-  uint32_t offset = 0, header_len = 0, len = 0;
-  if (napi_get_value_uint32(env, argv[4], &offset) != napi_ok) return throw_type(env, "offset must be a number");
-  if (napi_get_value_uint32(env, argv[5], &header_len) != napi_ok) return throw_type(env, "headerLen must be a number");
+  packet_args a;
+  uint32_t len = 0;
+  if (!get_packet_args(env, argv, &a)) return NULL;
   if (napi_get_value_uint32(env, argv[6], &len) != napi_ok) return throw_type(env, "length must be a number");
-  if ((uint64_t)offset + len > buflen) return throw_range(env, "offset + length is beyond buf");
+  if ((uint64_t)a.offset + len > a.buflen) return throw_range(env, "offset + length is beyond buf");
   int ok = 0;
-  if (len >= (uint64_t)header_len + TAG_LEN) {
-    unsigned char *ct = buf + offset + header_len;
-    ok = do_open(key, nonce, buf + offset, header_len, ct, len - header_len - TAG_LEN, ct);
+  if (len >= (uint64_t)a.header_len + TAG_LEN) {
+    unsigned char *ct = a.buf + a.offset + a.header_len;
+    ok = do_open(a.key, a.nonce, a.buf + a.offset, a.header_len, ct, len - a.header_len - TAG_LEN, ct);
   }
   napi_value result;
   if (napi_get_boolean(env, ok ? true : false, &result) != napi_ok) return NULL;

@@ -44,7 +44,6 @@ export class SecureChannel {
   /** The record's offset in table.bytes; -1 once disposed. */
   private base: number;
   private readonly table: KeyTable;
-  private readonly token = {};
 
   constructor(
     keys: ChannelKeys,
@@ -67,7 +66,7 @@ export class SecureChannel {
     b.set(keys.recv, base + RECV_KEY);
     b.set(peerCid, base + PEER_CID);
     this.sendKeySince = now;
-    unreleased.register(this, { table, base }, this.token);
+    unreleased.register(this, { table, base }, this);
   }
 
   get keyPhase(): 0 | 1 {
@@ -77,7 +76,7 @@ export class SecureChannel {
   /** Wipes the keys and gives the record back; the channel seals and opens nothing after this. */
   dispose(): void {
     if (this.base < 0) return;
-    unreleased.unregister(this.token);
+    unreleased.unregister(this);
     const base = this.base;
     this.base = -1;
     this.table.release(base);

@@ -386,9 +386,10 @@ export class ServerEndpoint {
       return;
     }
     const s = entry;
-    const payload = s.channel.openInPlace(now, dataKeyPhase(datagram), dataPn(datagram), datagram);
+    const pn = dataPn(datagram);
+    const payload = s.channel.openInPlace(now, dataKeyPhase(datagram), pn, datagram);
     if (typeof payload === 'string') return this.drop(payload);
-    const verdict = s.conn.onPacket(now, dataPn(datagram), payload);
+    const verdict = s.conn.onPacket(now, pn, payload);
     if (verdict === 'accepted') this.lastHeard[s.slot] = now;
     else if (verdict === 'malformed') this.drop('frames');
     else if (verdict === 'over-buffer') this.drop('over-buffer');

@@ -134,7 +134,10 @@ interface SentPacket {
   pn: number;
   time: number;
   size: number;
-  chunks: Chunk[];
+  /** The chunks it carried: most packets carry one, which needs no array (an ack then reads one object
+   * fewer, cold, per packet). */
+  chunk: Chunk | null;
+  moreChunks: Chunk[] | null;
   close: boolean;
   /** Largest packet number in the ACK frame this packet carried, or -1: once the peer acknowledges this
    * packet it knows about everything up to there, and we stop reporting it (RFC 9000 §13.2.4). */
@@ -377,7 +380,8 @@ export class Connection {
       ackIncluded = true;
       ackLargest = this.ranges[0]!.hi;
     }
-    const chunks: Chunk[] = [];
+    let firstChunk: Chunk | null = null;
+    let moreChunks: Chunk[] | null = null;
     const ctx = packetContext;
     ctx.stream = -1;
     ctx.seq = -1;
@@ -405,7 +409,8 @@ export class Connection {
         c.queued = false;
         encodeFrame(w, f, ctx);
         budget = this.cfg.maxPayload - w.length;
-        chunks.push(c);
+        if (firstChunk === null) firstChunk = c;
+        else (moreChunks ??= []).push(c);
         this.retransmittedBytes += c.data.length;
       }
       while (this.queue.length > 0 && this.retx.length === 0) {
@@ -425,9 +430,10 @@ export class Connection {
         item.queued = false;
         encodeFrame(w, f, ctx);
         budget = this.cfg.maxPayload - w.length;
-        chunks.push(item);
+        if (firstChunk === null) firstChunk = item;
+        else (moreChunks ??= []).push(item);
       }
-      if (chunks.length > 0 || closeSent) elicits = true;
+      if (firstChunk !== null || closeSent) elicits = true;
       // Old ranges linger only until the peer acknowledges an ACK frame that carried them; a packet with
       // nothing else to elicit that acknowledgement gets a PING (one such packet in flight at a time).
       const lingering = ackIncluded && this.ranges.length > 1 && !this.ackOfAckInFlight;
@@ -453,7 +459,7 @@ export class Connection {
     }
     if (elicits) {
       const size = length;
-      this.sent.push({ pn, time: now, size, chunks, close: closeSent, ackLargest });
+      this.sent.push({ pn, time: now, size, chunk: firstChunk, moreChunks, close: closeSent, ackLargest });
       if (ackLargest >= 0) this.ackOfAckInFlight = true;
       this.bytesInFlight += size;
       this.lastAckElicitingAt = now;
@@ -690,20 +696,25 @@ export class Connection {
       this.ackOfAckInFlight = false;
       this.raiseAckFloor(p.ackLargest);
     }
-    for (const c of p.chunks) {
-      if (c.acked) continue;
-      c.acked = true;
-      this.bufferedSend -= c.data.length;
-      c.msg.unackedBytes -= c.data.length;
-      if (c.msg.unackedBytes === 0 && (c.data.length > 0 || c.total === 0) && this.deliveryEvents) {
-        this.events.push({ type: 'delivered', stream: c.msg.stream, seq: c.msg.seq });
-      }
-    }
+    if (p.chunk !== null) this.onChunkAcked(p.chunk);
+    if (p.moreChunks !== null) for (const c of p.moreChunks) this.onChunkAcked(c);
     if (p.close && this.st === 'closing') this.finishClose();
     // NewReno: grow only for packets sent after the current recovery period began.
     if (p.time <= this.recoveryStart) return;
     if (this.cwnd < this.ssthresh) this.cwnd += p.size;
     else this.cwnd += (this.cfg.maxPayload * p.size) / this.cwnd;
+  }
+
+  private onChunkAcked(c: Chunk): void {
+    if (c.acked) return;
+    c.acked = true;
+    this.bufferedSend -= c.data.length;
+    // Only delivery events need the message's count (a chat server asks for none: one cold object fewer).
+    if (!this.deliveryEvents) return;
+    c.msg.unackedBytes -= c.data.length;
+    if (c.msg.unackedBytes === 0 && (c.data.length > 0 || c.total === 0)) {
+      this.events.push({ type: 'delivered', stream: c.msg.stream, seq: c.msg.seq });
+    }
   }
 
   private updateRtt(latest: number, ackDelay: number): void {
@@ -759,7 +770,7 @@ export class Connection {
 
   /** Puts a lost packet's unacknowledged chunks (and its CLOSE) back in line, in order, at the front. */
   private requeue(p: SentPacket): void {
-    const again = p.chunks.filter((c) => !c.acked && !c.queued);
+    const again = chunksOf(p).filter((c) => !c.acked && !c.queued);
     for (const c of again) c.queued = true;
     this.retx.push(...again);
     if (p.close && this.st === 'closing') this.queue.unshift({ kind: 'close' });
@@ -805,7 +816,7 @@ export class Connection {
         this.probeBudget = 2;
         // Probe with the oldest data still unacknowledged, or a PING.
         const oldest = this.sent.first();
-        const resend = oldest ? oldest.chunks.filter((c) => !c.acked && !c.queued) : [];
+        const resend = oldest ? chunksOf(oldest).filter((c) => !c.acked && !c.queued) : [];
         if (resend.length > 0) {
           for (const c of resend) c.queued = true;
           this.retx.unshift(...resend);
@@ -825,6 +836,12 @@ export class Connection {
   pollEvent(): ConnectionEvent | null {
     return this.events.shift() ?? null;
   }
+}
+
+/** A sent packet's chunks as one array (for the loss and probe paths, not the ack's). */
+function chunksOf(p: SentPacket): Chunk[] {
+  if (p.chunk === null) return [];
+  return p.moreChunks === null ? [p.chunk] : [p.chunk, ...p.moreChunks];
 }
 
 function chunkFrame(c: Chunk): Frame {

@@ -12,6 +12,7 @@ const OLD_KEY_GRACE_MS = 3_000;
 
 // A channel's record in its KeyTable: both keys, the previous receive key and the peer's connection id,
 // in two cache lines.
+const KEY_BYTES = 32;
 const SEND_KEY = 0;
 const RECV_KEY = 32;
 const PREV_RECV_KEY = 64;
@@ -55,7 +56,7 @@ export class SecureChannel {
     /** Where the keys live (a server passes one table for all its sessions). */
     table: KeyTable = sharedTable,
   ) {
-    if (keys.send.length !== 32 || keys.recv.length !== 32) throw new RangeError('a transport key is 32 bytes');
+    if (keys.send.length !== KEY_BYTES || keys.recv.length !== KEY_BYTES) throw new RangeError(`a transport key is ${KEY_BYTES} bytes`);
     if (peerCid.length !== CID_LEN) throw new RangeError(`a connection id is ${CID_LEN} bytes`);
     if (table.recordBytes < CHANNEL_RECORD_BYTES) throw new RangeError(`the key table's records must hold ${CHANNEL_RECORD_BYTES} bytes`);
     this.table = table;
@@ -110,7 +111,7 @@ export class SecureChannel {
     const base = this.live();
     if (this.sentWithKey >= this.rekeyAfterPackets || now - this.sendKeySince >= this.rekeyAfterMs) {
       const b = this.table.bytes;
-      b.set(rekey(b.subarray(base + SEND_KEY, base + SEND_KEY + 32)), base + SEND_KEY);
+      b.set(rekey(b.subarray(base + SEND_KEY, base + SEND_KEY + KEY_BYTES)), base + SEND_KEY);
       this.sendPhase = this.sendPhase === 0 ? 1 : 0;
       this.sentWithKey = 0;
       this.sendKeySince = now;
@@ -136,16 +137,14 @@ export class SecureChannel {
     let ok: boolean;
     if (keyPhase === this.recvPhase) {
       ok = openPacket(b, base + RECV_KEY, pn, datagram, 0, DATA_HEADER_LEN, length);
+    } else if (this.hasPrevRecvKey && now < this.prevRecvUntil && openPacket(b, base + PREV_RECV_KEY, pn, datagram, 0, DATA_HEADER_LEN, length)) {
+      ok = true; // the other phase: a late packet under the previous key
     } else {
-      // The other phase: a late packet under the previous key, or the peer's next key.
-      if (this.hasPrevRecvKey && now < this.prevRecvUntil && openPacket(b, base + PREV_RECV_KEY, pn, datagram, 0, DATA_HEADER_LEN, length)) {
-        this.replay.accept(pn);
-        return datagram.subarray(DATA_HEADER_LEN, length - TAGLEN);
-      }
-      const next = rekey(b.subarray(base + RECV_KEY, base + RECV_KEY + 32));
+      // Or the peer's next key.
+      const next = rekey(b.subarray(base + RECV_KEY, base + RECV_KEY + KEY_BYTES));
       ok = openPacket(next, 0, pn, datagram, 0, DATA_HEADER_LEN, length);
       if (ok) {
-        b.copyWithin(base + PREV_RECV_KEY, base + RECV_KEY, base + RECV_KEY + 32);
+        b.copyWithin(base + PREV_RECV_KEY, base + RECV_KEY, base + RECV_KEY + KEY_BYTES);
         b.set(next, base + RECV_KEY);
         this.hasPrevRecvKey = true;
         this.prevRecvUntil = now + OLD_KEY_GRACE_MS;

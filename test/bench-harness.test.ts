@@ -5,8 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuMicros, decodePayload, encodePayload, parseProcStat, percentile, rssBytes } from '../src/bench/measure.js';
-import { buildC, runOne, specs } from '../src/bench/harness.js';
+import dgram from 'node:dgram';
+import { cpuMicros, decodePayload, encodePayload, parseProcStat, percentile, rssBytes, udpInodes, udpPortOwner } from '../src/bench/measure.js';
+import { buildC, FIND_MAX, findMax, keptUp, parseTarget, runOne, searchMax, specs, type TargetSpec } from '../src/bench/harness.js';
+import { OriginalServer } from './helpers/original.js';
 
 test('bench: payloads carry sequence and send time in exactly B bytes; /proc stat parsing; percentiles', () => {
   const p = encodePayload(42, 1764000000123.456, 100);
@@ -49,5 +51,79 @@ test('bench: obrol clients as pool sessions and as ObrolClients both join and ge
     }
   } finally {
     rmSync(data, { recursive: true, force: true });
+  }
+});
+
+test('bench: a target is found by its UDP port in /proc, and must be a loopback address', async () => {
+  const table = [
+    '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
+    '  812: 0100007F:1A85 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 424242 2 0000000000000000 0',
+    '  813: 00000000:1A86 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 515151 2 0000000000000000 0',
+  ].join('\n');
+  assert.deepEqual(udpInodes(table, 6789), [424242]);
+  assert.deepEqual(udpInodes(table, 6790), [515151]);
+  assert.deepEqual(udpInodes(table, 6791), []);
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  try {
+    assert.equal(udpPortOwner(socket.address().port), process.pid);
+  } finally {
+    socket.close();
+  }
+  assert.deepEqual(parseTarget('127.0.0.1:6789'), { host: '127.0.0.1', port: 6789 });
+  assert.deepEqual(parseTarget('localhost:6789'), { host: '127.0.0.1', port: 6789 });
+  assert.throws(() => parseTarget('10.0.0.1:6789'), /this machine/);
+  assert.throws(() => parseTarget('127.0.0.1:70000'), /this machine/);
+  assert.throws(() => parseTarget('127.0.0.1'), /this machine/);
+});
+
+test('bench: --find-max halves, doubles and bisects to the limit, within its steps', async () => {
+  for (const [start, limit] of [
+    [10, 137],
+    [500, 137],
+    [137, 137],
+    [10, 10_000],
+  ] as const) {
+    const tried: number[] = [];
+    const r = await searchMax(start, async (rate) => (tried.push(rate), rate <= limit), FIND_MAX.maxSteps);
+    assert.ok(r.lo <= limit && limit < r.hi, `start ${start}, limit ${limit}: ${r.lo}..${r.hi} brackets it`);
+    assert.ok(r.hi / r.lo <= FIND_MAX.resolution || r.tries === FIND_MAX.maxSteps, `start ${start}: ${r.lo}..${r.hi} after ${r.tries}`);
+    assert.equal(tried.length, r.tries);
+    assert.ok(r.tries <= FIND_MAX.maxSteps);
+  }
+  // Nothing keeps up: no maximum, and the search stops below 1 msg/s.
+  const none = await searchMax(8, async () => false, FIND_MAX.maxSteps);
+  assert.ok(Number.isNaN(none.lo) && none.hi === 1 && none.tries === 4);
+  // Out of steps before a failure: the limit is not reached.
+  const open = await searchMax(8, async () => true, 3);
+  assert.ok(open.lo === 32 && Number.isNaN(open.hi));
+  const w = { askedPerSec: 100, offeredPerSec: 99, deliveriesPerSec: 990, deliveryRatio: 1, p50Ms: 1, p99Ms: 5, p999Ms: 9, serverCpuUsPerDelivery: 2, serverCpuPct: 10, serverRssMiB: 20, generatorCpuPct: 10 };
+  assert.ok(keptUp(w, 50));
+  assert.ok(!keptUp({ ...w, p99Ms: 51 }, 50), 'latency over the bound');
+  assert.ok(!keptUp({ ...w, deliveryRatio: 0.99 }, 50), 'loss');
+  assert.ok(!keptUp({ ...w, offeredPerSec: 80 }, 50), 'the generator fell behind');
+});
+
+test('bench: a server given by address (an original server) is loaded and measured; --find-max runs on it', { timeout: 90_000 }, async () => {
+  const original = await OriginalServer.start();
+  try {
+    const target: TargetSpec = { name: 'original', proto: 'legacy', host: '127.0.0.1', port: original.port, pid: udpPortOwner(original.port) };
+    assert.equal(target.pid, process.pid);
+    const o = { clients: 8, senders: 2, rate: 20, bytes: 100, seconds: 0.5, workers: 1, port: 0 };
+    const row = await runOne(target, o);
+    assert.equal(row.deliveryRatio, 1, 'the original delivered everything');
+    assert.ok(row.offeredPerSec > 10 && Number.isFinite(row.serverCpuUsPerDelivery) && row.serverRssMiB > 1);
+    // Two windows on the same joined clients: 20 msg/s, then 40, both kept up; the limit is not reached.
+    const max = await findMax({ ...target }, o, 1000, 2);
+    assert.equal(max.steps.length, 2);
+    assert.deepEqual(max.steps.map((s) => [s.rate, s.kept]), [
+      [20, true],
+      [40, true],
+    ]);
+    assert.equal(max.maxPerSec, 40);
+    assert.equal(max.limitedBy, 'not reached');
+    assert.equal(max.atMax?.deliveryRatio, 1, 'the second window counted only its own messages');
+  } finally {
+    await original.close();
   }
 });

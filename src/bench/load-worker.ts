@@ -15,6 +15,7 @@ import { ObrolClient } from '../client/client.js';
 import { decodeServerMsg, encodeClientMsg } from '../wire/message.js';
 import { decodePayload, encodePayload, sharedNow } from './measure.js';
 import { SessionPool } from './session-pool.js';
+import { LEGACY_TAKEN_REPLY } from '../legacy/gateway.js';
 
 export type Proto = 'legacy' | 'obrol';
 /** How obrol's clients are simulated: sessions of a pool (light), or one ObrolClient each. */
@@ -69,21 +70,29 @@ function onBody(body: string): void {
 async function legacyClient(host: string, port: number, name: string): Promise<Sim> {
   const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  let joined: (() => void) | null = null;
-  const joinedP = new Promise<void>((r) => (joined = r));
+  let settle: ((ok: boolean) => void) | null = null;
+  const joined = new Promise<boolean>((r) => (settle = r));
   s.on('message', (m) => {
     const line = m.toString('utf8');
     const i = line.indexOf(': ');
     if (i >= 0) onBody(line.slice(i + 2));
-    else if (joined && line === `${name} has joined the chat`) {
-      joined();
-      joined = null;
+    else if (settle && line === `${name} has joined the chat`) {
+      settle(true);
+      settle = null;
+    } else if (settle && line === LEGACY_TAKEN_REPLY) {
+      settle(false);
+      settle = null;
     }
   });
   s.send(name, port, host);
-  const timeout = setTimeout(() => joined?.(), 20_000);
-  await joinedP;
+  // No answer at all: the original server sends nothing else, so go on (and the delivery ratio will say).
+  const timeout = setTimeout(() => settle?.(true), 20_000);
+  const ok = await joined;
   clearTimeout(timeout);
+  if (!ok) {
+    s.close();
+    throw new Error(`the name ${name} is taken`);
+  }
   return { send: (b) => s.send(b, port, host), close: () => s.close() };
 }
 
@@ -205,8 +214,16 @@ process.on('message', (m: ToWorker) => {
         break;
       }
       case 'run': {
+        // Each run is a window of its own (find-max runs several on the same clients): what arrives late
+        // from an earlier one carries an earlier send time and is not counted.
+        if (timer) clearInterval(timer);
+        timer = null;
         measureFrom = m.measureFrom;
         measureTo = m.measureTo;
+        sent = 0;
+        received = 0;
+        seen = 0;
+        latencies.length = 0;
         const interval = 5;
         let next = 0;
         const begin = (): void => {

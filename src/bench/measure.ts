@@ -1,6 +1,6 @@
 // Pure pieces of the benchmark harness: payloads that carry their send time, /proc readings, percentiles.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 /** The clock shared by every process on the machine, in milliseconds with sub-ms precision. */
@@ -55,4 +55,53 @@ export function rssBytes(pid: number): number {
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** The socket inodes bound to a local UDP port, from the text of /proc/net/udp or /proc/net/udp6. */
+export function udpInodes(table: string, port: number): number[] {
+  const out: number[] = [];
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+    const local = f[1];
+    if (local === undefined || f[9] === undefined) continue;
+    const colon = local.lastIndexOf(':');
+    if (parseInt(local.slice(colon + 1), 16) !== port) continue;
+    const inode = Number(f[9]);
+    if (Number.isInteger(inode) && inode > 0) out.push(inode);
+  }
+  return out;
+}
+
+/** The PID of a process on this machine with a UDP socket bound to `port`, or null when none can be seen
+ * (another user's process hides its file descriptors). */
+export function udpPortOwner(port: number): number | null {
+  const inodes = new Set<number>();
+  for (const t of ['/proc/net/udp', '/proc/net/udp6']) {
+    try {
+      for (const i of udpInodes(readFileSync(t, 'utf8'), port)) inodes.add(i);
+    } catch {
+      // no IPv6 table
+    }
+  }
+  if (inodes.size === 0) return null;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m && inodes.has(Number(m[1]))) return Number(pid);
+    }
+  }
+  return null;
 }

@@ -19,6 +19,33 @@ export function decodePayload(body: string): { seq: number; sentAt: number } | n
   return m ? { seq: Number(m[1]), sentAt: Number(m[2]) } : null;
 }
 
+/** The send time of a payload that starts at data[at], read from the bytes as decodePayload reads the
+ * string (the load generator's receive path, without a string per datagram); NaN when it is not one. */
+export function payloadSentAt(data: Uint8Array, at: number): number {
+  const end = data.length;
+  let i = at;
+  if (i >= end || data[i] !== 0x42 /* B */) return NaN;
+  i++;
+  const seqStart = i;
+  while (i < end && data[i]! >= 0x30 && data[i]! <= 0x39) i++;
+  if (i === seqStart || i >= end || data[i] !== 0x3a /* : */) return NaN;
+  i++;
+  let whole = 0;
+  const wholeStart = i;
+  while (i < end && data[i]! >= 0x30 && data[i]! <= 0x39) whole = whole * 10 + (data[i++]! - 0x30);
+  if (i === wholeStart || i >= end || data[i] !== 0x2e /* . */) return NaN;
+  i++;
+  let frac = 0;
+  let scale = 1;
+  const fracStart = i;
+  while (i < end && data[i]! >= 0x30 && data[i]! <= 0x39) {
+    frac = frac * 10 + (data[i++]! - 0x30);
+    scale *= 10;
+  }
+  if (i === fracStart || i >= end || data[i] !== 0x3a) return NaN;
+  return whole + frac / scale;
+}
+
 let ticks: number | null = null;
 /** Clock ticks per second for /proc CPU times. */
 export function clockTicks(): number {

@@ -6,23 +6,32 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dgram from 'node:dgram';
-import { cpuMicros, decodePayload, encodePayload, parseProcStat, payloadSentAt, percentile, rssBytes, udpInodes, udpPortOwner } from '../src/bench/measure.js';
+import { cpuMicros, decodePayload, encodePayload, PAYLOAD_MIN_BYTES, parseProcStat, readPayloadTimes, percentile, rssBytes, udpInodes, udpPortOwner } from '../src/bench/measure.js';
 import { buildC, FIND_MAX, findMax, keptUp, parseTarget, runOne, searchMax, specs, type TargetSpec } from '../src/bench/harness.js';
 import { OriginalServer } from './helpers/original.js';
 
-test('bench: payloads carry sequence and send time in exactly B bytes; /proc stat parsing; percentiles', () => {
-  const p = encodePayload(42, 1764000000123.456, 100);
+test('bench: payloads carry sequence, due and send times in exactly B bytes; /proc stat parsing; percentiles', () => {
+  const p = encodePayload(42, 1764000000123.456, 1764000000125.5, 100);
   assert.equal(Buffer.byteLength(p), 100);
-  assert.deepEqual(decodePayload(p), { seq: 42, sentAt: 1764000000123.456 });
+  assert.deepEqual(decodePayload(p), { seq: 42, dueAt: 1764000000123.456, sentAt: 1764000000125.5 });
   assert.equal(decodePayload('hello'), null);
+  // The head fits the smallest --bytes at a sequence number of a billion.
+  assert.equal(Buffer.byteLength(encodePayload(1e9, 1764000000123.456, 1764000000123.456, PAYLOAD_MIN_BYTES)), PAYLOAD_MIN_BYTES);
   // The generator's byte reader agrees with the string one, at any offset, and refuses what is not a payload.
-  const line = Buffer.from(`bz1u7: ${p}`);
-  assert.equal(payloadSentAt(line, 7), 1764000000123.456);
-  for (const bad of ['hello', 'B:1.5:', 'B12:', 'B12:34', 'B12:34.:', 'B12:.5:', 'B12:3.5', 'x12:3.5:']) assert.ok(Number.isNaN(payloadSentAt(Buffer.from(bad), 0)), bad);
+  const out = { dueAt: NaN, sentAt: NaN };
+  assert.ok(readPayloadTimes(Buffer.from(`bz1u7: ${p}`), 7, out));
+  assert.deepEqual(out, { dueAt: 1764000000123.456, sentAt: 1764000000125.5 });
+  for (const bad of ['hello', 'B:1.5:2.5:', 'B12:', 'B12:34', 'B12:34.:', 'B12:.5:1.5:', 'B12:3.5', 'B12:3.5:', 'B12:3.5:4.:', 'B12:3.5:4.5', 'x12:3.5:4.5:']) {
+    const o = { dueAt: -1, sentAt: -1 };
+    assert.equal(readPayloadTimes(Buffer.from(bad), 0, o), false, bad);
+    assert.deepEqual(o, { dueAt: -1, sentAt: -1 }, `${bad} leaves the reading alone`);
+  }
   for (let i = 0; i < 200; i++) {
     const t = Math.round(Math.random() * 2e15) / 1000;
-    const q = encodePayload(i, t, 40);
-    assert.equal(payloadSentAt(Buffer.from(q), 0), decodePayload(q)!.sentAt, q);
+    const q = encodePayload(i, t, t + Math.round(Math.random() * 1e6) / 1000, 60);
+    const d = decodePayload(q)!;
+    assert.ok(readPayloadTimes(Buffer.from(q), 0, out), q);
+    assert.deepEqual(out, { dueAt: d.dueAt, sentAt: d.sentAt }, q);
   }
   // A command name with spaces and parentheses must not shift the fields.
   const stat = '1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 1000 10';

@@ -13,7 +13,7 @@ import { loadUdpBatchAddon, udpBatchAddonError } from '../net/udp-batch.js';
 import { backend as cryptoBackend } from '../crypto/primitives.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuMicros, percentile, rssBytes, sharedNow, udpPortOwner } from './measure.js';
+import { cpuMicros, PAYLOAD_MIN_BYTES, percentile, rssBytes, sharedNow, udpPortOwner } from './measure.js';
 import type { FromWorker, ObrolClients, Proto, ToWorker } from './load-worker.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -276,9 +276,9 @@ export interface FindMaxRow {
   atMax: Window | null;
   /** The lowest rate tried that did not keep up, and its window. */
   failed: Window | null;
-  /** What the first failing window points at: the server's or the generator's CPU, or neither (loss or
-   * latency below a full core). */
-  limitedBy: 'server' | 'generator' | 'latency or loss' | 'not reached';
+  /** What the lowest failing window points at: the server's or the generator's CPU (at 90% of a core or
+   * more), both (the machine is full), or neither (loss or latency below a full core). */
+  limitedBy: 'server' | 'generator' | 'server and generator' | 'latency or loss' | 'not reached';
   steps: { rate: number; kept: boolean; window: Window }[];
   joinMs: number;
 }
@@ -343,9 +343,9 @@ export async function findMax(spec: ServerSpec | TargetSpec, o: RunOptions, maxP
     const failed = steps.find((s) => !s.kept && s.rate === hi)?.window ?? null;
     let limitedBy: FindMaxRow['limitedBy'] = 'not reached';
     if (failed) {
-      if (failed.generatorCpuPct >= 90 * o.workers) limitedBy = 'generator';
-      else if (failed.serverCpuPct >= 90) limitedBy = 'server';
-      else limitedBy = 'latency or loss';
+      const gen = failed.generatorCpuPct >= 90 * o.workers;
+      const srv = failed.serverCpuPct >= 90;
+      limitedBy = gen && srv ? 'server and generator' : gen ? 'generator' : srv ? 'server' : 'latency or loss';
     }
     return { server: spec.name, clients: o.clients, senders: o.senders, bytes: o.bytes, maxPerSec: lo, atMax, failed, limitedBy, steps, joinMs: l.joinMs };
   } finally {
@@ -460,7 +460,7 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
     clients: num('clients', values.clients, 100),
     senders: num('senders', values.senders, 10),
     rate: num('rate', values.rate, 500, 0.1),
-    bytes: num('bytes', values.bytes, 100, 24),
+    bytes: num('bytes', values.bytes, 100, PAYLOAD_MIN_BYTES),
     seconds: num('seconds', values.seconds, 5, 0.5),
     workers: num('workers', values.workers, 1),
     port: 0,

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { generateKeyPair } from '../crypto/noise.js';
 import { ObrolClient } from '../client/client.js';
 import { decodeServerMsg, encodeClientMsg } from '../wire/message.js';
-import { decodePayload, encodePayload, payloadSentAt, sharedNow } from './measure.js';
+import { decodePayload, encodePayload, readPayloadTimes, sharedNow, type PayloadTimes } from './measure.js';
 import { UdpBatchReceiver } from '../net/udp-recv.js';
 import { SessionPool } from './session-pool.js';
 import { LEGACY_TAKEN_REPLY } from '../legacy/gateway.js';
@@ -60,14 +60,14 @@ const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0)
 
 function onBody(body: string): void {
   const p = decodePayload(body);
-  if (p) onSentAt(p.sentAt);
+  if (p) onTimes(p);
 }
 
-/** A message sent at sentAt arrived (NaN: not a benchmark message). */
-function onSentAt(sentAt: number): void {
-  if (!(sentAt >= measureFrom && sentAt <= measureTo)) return;
+/** A message due at t.dueAt and sent at t.sentAt arrived: counted in the window it was due in. */
+function onTimes(t: PayloadTimes): void {
+  if (!(t.dueAt >= measureFrom && t.dueAt <= measureTo)) return;
   received++;
-  const lat = now() - sentAt;
+  const lat = now() - t.sentAt;
   seen++;
   if (latencies.length < SAMPLES_MAX) latencies.push(lat);
   else {
@@ -75,6 +75,9 @@ function onSentAt(sentAt: number): void {
     if (j < SAMPLES_MAX) latencies[j] = lat;
   }
 }
+
+/** The legacy receive path's reused reading of a payload's times. */
+const times: PayloadTimes = { dueAt: 0, sentAt: 0 };
 
 async function legacyClient(host: string, port: number, name: string): Promise<Sim> {
   const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
@@ -98,7 +101,7 @@ async function legacyClient(host: string, port: number, name: string): Promise<S
       // "<name>: <payload>"
       for (let i = 0; i + 1 < data.length; i++) {
         if (data[i] === 0x3a && data[i + 1] === 0x20) {
-          onSentAt(payloadSentAt(data, i + 2));
+          if (readPayloadTimes(data, i + 2, times)) onTimes(times);
           return;
         }
       }
@@ -255,17 +258,20 @@ process.on('message', (m: ToWorker) => {
           const start = now();
           timer = setInterval(() => {
             const t = now();
+            // A message still unsent 200 ms after the window is not offered: the generator fell behind.
             if (t > measureTo + 200) {
               if (timer) clearInterval(timer);
               timer = null;
               return;
             }
-            // Each sender sends what is due by now at its rate, round-robin.
-            const due = Math.floor(((t - start) / 1000) * m.ratePerSender * senders.length);
+            // Each sender sends what is due by now at its rate, round-robin. Message k is due when
+            // (k + 1) messages are, and counts in the window it was due in, however late it leaves.
+            const perMs = (m.ratePerSender * senders.length) / 1000;
+            const due = Math.floor((t - start) * perMs);
             for (; next < due; next++) {
-              const sentAt = now();
-              senders[next % senders.length]!.send(encodePayload(next, sentAt, bytes));
-              if (sentAt >= measureFrom && sentAt <= measureTo) sent++;
+              const dueAt = start + (next + 1) / perMs;
+              senders[next % senders.length]!.send(encodePayload(next, dueAt, now(), bytes));
+              if (dueAt >= measureFrom && dueAt <= measureTo) sent++;
             }
           }, interval);
         };

@@ -8,32 +8,37 @@ export function sharedNow(now: () => number): number {
   return performance.timeOrigin + now();
 }
 
-/** A message body of exactly `bytes` bytes (at least 24) carrying a sequence number and its send time. */
-export function encodePayload(seq: number, sentAt: number, bytes: number): string {
-  const head = `B${seq}:${sentAt.toFixed(3)}:`;
+/** A message body of exactly `bytes` bytes (at least PAYLOAD_MIN_BYTES) carrying a sequence number, the
+ * time it was due by the sender's schedule and the time it was sent. A window counts messages by when
+ * they were due, so a generator that stalls across a window's edge still offers the window what it asked
+ * (the stalled messages leave late, and their latency says so); latency is measured from the send. */
+export function encodePayload(seq: number, dueAt: number, sentAt: number, bytes: number): string {
+  const head = `B${seq}:${dueAt.toFixed(3)}:${sentAt.toFixed(3)}:`;
   return head + 'x'.repeat(Math.max(0, bytes - head.length));
 }
 
-export function decodePayload(body: string): { seq: number; sentAt: number } | null {
-  const m = /^B(\d+):(\d+\.\d+):/.exec(body);
-  return m ? { seq: Number(m[1]), sentAt: Number(m[2]) } : null;
+/** The smallest --bytes: a payload's head at a realistic sequence number and clock. */
+export const PAYLOAD_MIN_BYTES = 48;
+
+export interface PayloadTimes {
+  dueAt: number;
+  sentAt: number;
 }
 
-/** The send time of a payload that starts at data[at], read from the bytes as decodePayload reads the
- * string (the load generator's receive path, without a string per datagram); NaN when it is not one. */
-export function payloadSentAt(data: Uint8Array, at: number): number {
+export function decodePayload(body: string): ({ seq: number } & PayloadTimes) | null {
+  const m = /^B(\d+):(\d+\.\d+):(\d+\.\d+):/.exec(body);
+  return m ? { seq: Number(m[1]), dueAt: Number(m[2]), sentAt: Number(m[3]) } : null;
+}
+
+/** Reads a decimal `digits.digits` at data[i] followed by ':'; returns the index after the ':', or -1.
+ * The value is left in `decimalOut`. */
+let decimalOut = 0;
+function readDecimal(data: Uint8Array, i: number): number {
   const end = data.length;
-  let i = at;
-  if (i >= end || data[i] !== 0x42 /* B */) return NaN;
-  i++;
-  const seqStart = i;
-  while (i < end && data[i]! >= 0x30 && data[i]! <= 0x39) i++;
-  if (i === seqStart || i >= end || data[i] !== 0x3a /* : */) return NaN;
-  i++;
   let whole = 0;
   const wholeStart = i;
   while (i < end && data[i]! >= 0x30 && data[i]! <= 0x39) whole = whole * 10 + (data[i++]! - 0x30);
-  if (i === wholeStart || i >= end || data[i] !== 0x2e /* . */) return NaN;
+  if (i === wholeStart || i >= end || data[i] !== 0x2e /* . */) return -1;
   i++;
   let frac = 0;
   let scale = 1;
@@ -42,8 +47,30 @@ export function payloadSentAt(data: Uint8Array, at: number): number {
     frac = frac * 10 + (data[i++]! - 0x30);
     scale *= 10;
   }
-  if (i === fracStart || i >= end || data[i] !== 0x3a) return NaN;
-  return whole + frac / scale;
+  if (i === fracStart || i >= end || data[i] !== 0x3a /* : */) return -1;
+  decimalOut = whole + frac / scale;
+  return i + 1;
+}
+
+/** The times of a payload that starts at data[at], read from the bytes as decodePayload reads the string
+ * (the load generator's receive path, without a string or an object per datagram), into `out`; false
+ * when it is not one. */
+export function readPayloadTimes(data: Uint8Array, at: number, out: PayloadTimes): boolean {
+  const end = data.length;
+  let i = at;
+  if (i >= end || data[i] !== 0x42 /* B */) return false;
+  i++;
+  const seqStart = i;
+  while (i < end && data[i]! >= 0x30 && data[i]! <= 0x39) i++;
+  if (i === seqStart || i >= end || data[i] !== 0x3a /* : */) return false;
+  i = readDecimal(data, i + 1);
+  if (i < 0) return false;
+  const dueAt = decimalOut;
+  i = readDecimal(data, i);
+  if (i < 0) return false;
+  out.dueAt = dueAt;
+  out.sentAt = decimalOut;
+  return true;
 }
 
 let ticks: number | null = null;

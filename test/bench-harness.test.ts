@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dgram from 'node:dgram';
-import { cpuMicros, decodePayload, encodePayload, PAYLOAD_MIN_BYTES, parseProcStat, readPayloadTimes, percentile, rssBytes, udpInodes, udpPortOwner } from '../src/bench/measure.js';
+import { cpuMicros, decodePayload, encodePayload, PAYLOAD_MIN_BYTES, parseProcStat, parseProcStatTimes, readPayloadTimes, percentile, rssBytes, udpInodes, udpPortOwner } from '../src/bench/measure.js';
 import { buildC, FIND_MAX, findMax, keptUp, parseTarget, runOne, searchMax, specs, type TargetSpec } from '../src/bench/harness.js';
 import { OriginalServer } from './helpers/original.js';
 
@@ -36,6 +36,7 @@ test('bench: payloads carry sequence, due and send times in exactly B bytes; /pr
   // A command name with spaces and parentheses must not shift the fields.
   const stat = '1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 1000 10';
   assert.equal(parseProcStat(stat, 100), 3_000_000);
+  assert.deepEqual(parseProcStatTimes(stat, 100), { user: 2_500_000, kernel: 500_000 });
   assert.ok(cpuMicros(process.pid) > 0);
   assert.ok(rssBytes(process.pid) > 1 << 20);
   assert.equal(percentile([1, 2, 3, 4], 50), 3);
@@ -50,7 +51,8 @@ test('bench: a short real run delivers everything to every client and measures t
       const row = await runOne(spec, { clients: 12, senders: 3, rate: 60, bytes: 100, seconds: 1, workers: 2, port: 30000 + Math.floor(Math.random() * 20000) });
       assert.equal(row.deliveryRatio, 1, `${spec.name} delivered everything`);
       assert.ok(row.offeredPerSec > 30, `${spec.name} offered ${row.offeredPerSec}`);
-      assert.ok(row.serverCpuUsPerDelivery >= 0 && Number.isFinite(row.p99Ms)); // /proc counts in 10 ms ticks: a light load may read 0
+      assert.ok(row.serverCpuUsPerDelivery >= 0 && Number.isFinite(row.p99Ms));
+      assert.ok(Math.abs(row.serverUserUsPerDelivery + row.serverKernelUsPerDelivery - row.serverCpuUsPerDelivery) < 1e-9, 'user and kernel add up to the whole'); // /proc counts in 10 ms ticks: a light load may read 0
     }
   } finally {
     rmSync(data, { recursive: true, force: true });
@@ -115,7 +117,7 @@ test('bench: --find-max halves, doubles and bisects to the limit, within its ste
   // Out of steps before a failure: the limit is not reached.
   const open = await searchMax(8, async () => true, 3);
   assert.ok(open.lo === 32 && Number.isNaN(open.hi));
-  const w = { askedPerSec: 100, offeredPerSec: 99, deliveriesPerSec: 990, deliveryRatio: 1, p50Ms: 1, p99Ms: 5, p999Ms: 9, serverCpuUsPerDelivery: 2, serverCpuPct: 10, serverRssMiB: 20, generatorCpuPct: 10 };
+  const w = { askedPerSec: 100, offeredPerSec: 99, deliveriesPerSec: 990, deliveryRatio: 1, p50Ms: 1, p99Ms: 5, p999Ms: 9, serverCpuUsPerDelivery: 2, serverUserUsPerDelivery: 1, serverKernelUsPerDelivery: 1, serverCpuPct: 10, serverRssMiB: 20, generatorCpuPct: 10 };
   assert.ok(keptUp(w, 50));
   assert.ok(!keptUp({ ...w, p99Ms: 51 }, 50), 'latency over the bound');
   assert.ok(!keptUp({ ...w, deliveryRatio: 0.99 }, 50), 'loss');

@@ -13,7 +13,7 @@ import { loadUdpBatchAddon, udpBatchAddonError } from '../net/udp-batch.js';
 import { backend as cryptoBackend } from '../crypto/primitives.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuMicros, PAYLOAD_MIN_BYTES, percentile, rssBytes, sharedNow, udpPortOwner } from './measure.js';
+import { cpuMicros, cpuTimes, PAYLOAD_MIN_BYTES, percentile, rssBytes, sharedNow, udpPortOwner } from './measure.js';
 import type { FromWorker, ObrolClients, Proto, ToWorker } from './load-worker.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -133,6 +133,9 @@ export interface Window {
   p99Ms: number;
   p999Ms: number;
   serverCpuUsPerDelivery: number;
+  /** Its two parts: the server's own code (user) and the kernel's work for it (system calls, loopback). */
+  serverUserUsPerDelivery: number;
+  serverKernelUsPerDelivery: number;
   /** Server CPU over the window, % of one core (all its threads). */
   serverCpuPct: number;
   serverRssMiB: number;
@@ -207,10 +210,13 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
   const measureTo = measureFrom + seconds * 1000;
   for (const w of workers) w.send({ type: 'run', ratePerSender: rate / l.senders, startAt: start, measureFrom, measureTo } satisfies ToWorker);
   await sleep(measureFrom - sharedNow(() => performance.now()));
-  const cpu0 = pid === null ? NaN : cpuMicros(pid);
+  const none = { user: NaN, kernel: NaN };
+  const t0 = pid === null ? none : cpuTimes(pid);
   const gen0 = workers.reduce((n, w) => n + cpuMicros(w.pid!), 0);
   await sleep(measureTo - sharedNow(() => performance.now()));
-  const cpu1 = pid === null ? NaN : cpuMicros(pid);
+  const t1 = pid === null ? none : cpuTimes(pid);
+  const cpu0 = t0.user + t0.kernel;
+  const cpu1 = t1.user + t1.kernel;
   const gen1 = workers.reduce((n, w) => n + cpuMicros(w.pid!), 0);
   const rss = pid === null ? NaN : rssBytes(pid);
   await sleep(1500); // let the last deliveries of the window arrive
@@ -235,6 +241,8 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
     p99Ms: percentile(lat, 99),
     p999Ms: percentile(lat, 99.9),
     serverCpuUsPerDelivery: received > 0 ? (cpu1 - cpu0) / received : NaN,
+    serverUserUsPerDelivery: received > 0 ? (t1.user - t0.user) / received : NaN,
+    serverKernelUsPerDelivery: received > 0 ? (t1.kernel - t0.kernel) / received : NaN,
     serverCpuPct: ((cpu1 - cpu0) / (seconds * 1e6)) * 100,
     serverRssMiB: rss / 2 ** 20,
     generatorCpuPct: ((gen1 - gen0) / (seconds * 1e6)) * 100,
@@ -364,12 +372,12 @@ function table(rows: Row[]): string {
   const node = by('node-relay');
   const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
   const lines = [
-    '| server | clients | offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | × C relay | × Node relay | server RSS MiB | generator CPU % | join ms | settle ms |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| server | clients | offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | user / kernel µs | × C relay | × Node relay | server RSS MiB | generator CPU % | join ms | settle ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
+      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${f(r.serverUserUsPerDelivery, 2)} / ${f(r.serverKernelUsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
     );
   }
   return lines.join('\n');
@@ -538,6 +546,8 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
       p99Ms: m('p99Ms'),
       p999Ms: m('p999Ms'),
       serverCpuUsPerDelivery: m('serverCpuUsPerDelivery'),
+      serverUserUsPerDelivery: m('serverUserUsPerDelivery'),
+      serverKernelUsPerDelivery: m('serverKernelUsPerDelivery'),
       serverCpuPct: m('serverCpuPct'),
       serverRssMiB: m('serverRssMiB'),
       generatorCpuPct: m('generatorCpuPct'),

@@ -87,20 +87,35 @@ export function clockTicks(): number {
 }
 
 /** utime + stime of a process in microseconds, from the text of /proc/PID/stat. */
-export function parseProcStat(text: string, hz: number): number {
+/** A process's CPU time in microseconds: user and kernel (all its threads). */
+export interface CpuTimes {
+  user: number;
+  kernel: number;
+}
+
+export function parseProcStatTimes(text: string, hz: number): CpuTimes {
   // The command name is in parentheses and may contain spaces: fields count from the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error('unreadable /proc stat');
-  return ((utime + stime) * 1e6) / hz;
+  return { user: (utime * 1e6) / hz, kernel: (stime * 1e6) / hz };
+}
+
+export function parseProcStat(text: string, hz: number): number {
+  const t = parseProcStatTimes(text, hz);
+  return t.user + t.kernel;
+}
+
+export function cpuTimes(pid: number): CpuTimes {
+  return parseProcStatTimes(readFileSync(`/proc/${pid}/stat`, 'utf8'), clockTicks());
 }
 
 export function cpuMicros(pid: number): number {
-  return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'), clockTicks());
+  const t = cpuTimes(pid);
+  return t.user + t.kernel;
 }
 
-/** Resident set size in bytes, from /proc/PID/status. */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;

@@ -53,6 +53,7 @@ test('bench: a short real run delivers everything to every client and measures t
       assert.ok(row.offeredPerSec > 30, `${spec.name} offered ${row.offeredPerSec}`);
       assert.ok(row.serverCpuUsPerDelivery >= 0 && Number.isFinite(row.p99Ms));
       assert.ok(Math.abs(row.serverUserUsPerDelivery + row.serverKernelUsPerDelivery - row.serverCpuUsPerDelivery) < 1e-9, 'user and kernel add up to the whole'); // /proc counts in 10 ms ticks: a light load may read 0
+      assert.equal(row.datagramsPerDelivery, 1, `${spec.name}: one line, one datagram`);
     }
   } finally {
     rmSync(data, { recursive: true, force: true });
@@ -68,6 +69,10 @@ test('bench: obrol clients as pool sessions and as ObrolClients both join and ge
       assert.equal(row.deliveryRatio, 1, `${obrolClients}: everything delivered`);
       assert.ok(row.offeredPerSec > 30, `${obrolClients}: offered ${row.offeredPerSec}`);
       assert.ok(row.joinMs > 0 && Number.isFinite(row.p99Ms));
+      // Pool sessions count their datagrams: at most one per message, beyond the server's few ack-only
+      // packets to the senders; library clients do not count them.
+      if (obrolClients === 'pool') assert.ok(row.datagramsPerDelivery > 0.2 && row.datagramsPerDelivery < 1.3, `datagrams per delivery ${row.datagramsPerDelivery}`);
+      else assert.ok(Number.isNaN(row.datagramsPerDelivery));
     }
   } finally {
     rmSync(data, { recursive: true, force: true });
@@ -117,7 +122,7 @@ test('bench: --find-max halves, doubles and bisects to the limit, within its ste
   // Out of steps before a failure: the limit is not reached.
   const open = await searchMax(8, async () => true, 3);
   assert.ok(open.lo === 32 && Number.isNaN(open.hi));
-  const w = { askedPerSec: 100, offeredPerSec: 99, deliveriesPerSec: 990, deliveryRatio: 1, p50Ms: 1, p99Ms: 5, p999Ms: 9, serverCpuUsPerDelivery: 2, serverUserUsPerDelivery: 1, serverKernelUsPerDelivery: 1, serverCpuPct: 10, serverRssMiB: 20, generatorCpuPct: 10 };
+  const w = { askedPerSec: 100, offeredPerSec: 99, deliveriesPerSec: 990, deliveryRatio: 1, p50Ms: 1, p99Ms: 5, p999Ms: 9, serverCpuUsPerDelivery: 2, serverUserUsPerDelivery: 1, serverKernelUsPerDelivery: 1, serverCpuPct: 10, serverRssMiB: 20, generatorCpuPct: 10, datagramsPerDelivery: 1 };
   assert.ok(keptUp(w, 50));
   assert.ok(!keptUp({ ...w, p99Ms: 51 }, 50), 'latency over the bound');
   assert.ok(!keptUp({ ...w, deliveryRatio: 0.99 }, 50), 'loss');

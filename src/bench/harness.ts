@@ -140,6 +140,9 @@ export interface Window {
   serverCpuPct: number;
   serverRssMiB: number;
   generatorCpuPct: number;
+  /** Datagrams the clients received per message they received (1 for the original protocol; obrol packs
+   * a member's share of messages that reach the server together into one packet). */
+  datagramsPerDelivery: number;
 }
 
 const isStarted = (s: ServerSpec | TargetSpec): s is ServerSpec => 'start' in s;
@@ -223,11 +226,15 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
   const results = await Promise.all(workers.map((w) => ask(w, { type: 'report' }, 'result')));
   let sent = 0;
   let received = 0;
+  let arrived = 0;
+  let datagrams = 0;
   const lat: number[] = [];
   for (const r of results) {
     if (r.type !== 'result') continue;
     sent += r.sent;
     received += r.received;
+    arrived += r.arrived ?? NaN;
+    datagrams += r.datagrams ?? NaN;
     for (const x of r.latencies) lat.push(x);
   }
   lat.sort((a, b) => a - b);
@@ -246,6 +253,7 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
     serverCpuPct: ((cpu1 - cpu0) / (seconds * 1e6)) * 100,
     serverRssMiB: rss / 2 ** 20,
     generatorCpuPct: ((gen1 - gen0) / (seconds * 1e6)) * 100,
+    datagramsPerDelivery: arrived > 0 ? datagrams / arrived : NaN,
   };
 }
 
@@ -372,12 +380,12 @@ function table(rows: Row[]): string {
   const node = by('node-relay');
   const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
   const lines = [
-    '| server | clients | offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | user / kernel µs | × C relay | × Node relay | server RSS MiB | generator CPU % | join ms | settle ms |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| server | clients | offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | user / kernel µs | datagrams / delivery | × C relay | × Node relay | server RSS MiB | generator CPU % | join ms | settle ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${f(r.serverUserUsPerDelivery, 2)} / ${f(r.serverKernelUsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
+      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${f(r.serverUserUsPerDelivery, 2)} / ${f(r.serverKernelUsPerDelivery, 2)} | ${f(r.datagramsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
     );
   }
   return lines.join('\n');
@@ -388,12 +396,12 @@ function findMaxTable(rows: FindMaxRow[]): string {
   const c = rows.find((r) => r.server === 'c-relay');
   const node = rows.find((r) => r.server === 'node-relay');
   const lines = [
-    '| server | clients | max msg/s | deliveries/s | × C relay | × Node relay | p99 ms at max | server CPU µs/delivery at max | server CPU % at max | generator CPU % at max | next step failed on | windows |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| server | clients | max msg/s | deliveries/s | × C relay | × Node relay | p99 ms at max | server CPU µs/delivery at max | user / kernel µs | datagrams / delivery | server CPU % at max | generator CPU % at max | next step failed on | windows |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.server} | ${r.clients} | ${f(r.maxPerSec, 0)} | ${f(r.atMax?.deliveriesPerSec, 0)} | ${c ? f(r.maxPerSec / c.maxPerSec, 2) : '–'} | ${node ? f(r.maxPerSec / node.maxPerSec, 2) : '–'} | ${f(r.atMax?.p99Ms, 2)} | ${f(r.atMax?.serverCpuUsPerDelivery, 2)} | ${f(r.atMax?.serverCpuPct, 0)} | ${f(r.atMax?.generatorCpuPct, 0)} | ${r.limitedBy} | ${r.steps.length} |`,
+      `| ${r.server} | ${r.clients} | ${f(r.maxPerSec, 0)} | ${f(r.atMax?.deliveriesPerSec, 0)} | ${c ? f(r.maxPerSec / c.maxPerSec, 2) : '–'} | ${node ? f(r.maxPerSec / node.maxPerSec, 2) : '–'} | ${f(r.atMax?.p99Ms, 2)} | ${f(r.atMax?.serverCpuUsPerDelivery, 2)} | ${f(r.atMax?.serverUserUsPerDelivery, 2)} / ${f(r.atMax?.serverKernelUsPerDelivery, 2)} | ${f(r.atMax?.datagramsPerDelivery, 2)} | ${f(r.atMax?.serverCpuPct, 0)} | ${f(r.atMax?.generatorCpuPct, 0)} | ${r.limitedBy} | ${r.steps.length} |`,
     );
   }
   return lines.join('\n');
@@ -548,6 +556,7 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
       serverCpuUsPerDelivery: m('serverCpuUsPerDelivery'),
       serverUserUsPerDelivery: m('serverUserUsPerDelivery'),
       serverKernelUsPerDelivery: m('serverKernelUsPerDelivery'),
+      datagramsPerDelivery: m('datagramsPerDelivery'),
       serverCpuPct: m('serverCpuPct'),
       serverRssMiB: m('serverRssMiB'),
       generatorCpuPct: m('generatorCpuPct'),

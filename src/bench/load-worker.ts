@@ -38,7 +38,10 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'joined'; ms: number; failed: number }
-  | { type: 'result'; sent: number; received: number; latencies: number[] }
+  /** arrived and datagrams: benchmark messages (of any window) and datagrams that reached this worker's
+   * clients between measureFrom and measureTo, by arrival time (null: not counted, as with library
+   * clients; IPC would turn a NaN into null anyway). */
+  | { type: 'result'; sent: number; received: number; latencies: number[]; arrived: number | null; datagrams: number | null }
   | { type: 'error'; text: string };
 
 /** Latency samples kept per worker; beyond this, a uniform sample (reservoir). */
@@ -54,6 +57,20 @@ let measureFrom = Infinity;
 let measureTo = -Infinity;
 let received = 0;
 let seen = 0;
+/** Benchmark messages that reached this worker's clients, from any window, and the datagrams that did
+ * (NaN while a library client, which does not count them, is among the clients). */
+let arrivedTotal = 0;
+let datagramsTotal = 0;
+/** Datagrams that reached the pools' sessions (read from the pools, which count them). */
+const pools: SessionPool[] = [];
+interface Counts {
+  arrived: number;
+  datagrams: number;
+}
+const snapshot = (): Counts => ({ arrived: arrivedTotal, datagrams: pools.reduce((n, p) => n + p.datagramsIn, datagramsTotal) });
+/** The counts when the current window began and ended (null: not yet). */
+let atFrom: Counts | null = null;
+let atTo: Counts | null = null;
 const latencies: number[] = [];
 let seed = 12345;
 const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
@@ -65,6 +82,7 @@ function onBody(body: string): void {
 
 /** A message due at t.dueAt and sent at t.sentAt arrived: counted in the window it was due in. */
 function onTimes(t: PayloadTimes): void {
+  arrivedTotal++;
   if (!(t.dueAt >= measureFrom && t.dueAt <= measureTo)) return;
   received++;
   const lat = now() - t.sentAt;
@@ -90,6 +108,7 @@ async function legacyClient(host: string, port: number, name: string): Promise<S
   new UdpBatchReceiver(
     s,
     (data) => {
+      datagramsTotal++;
       if (settle !== null) {
         const line = Buffer.from(data.buffer, data.byteOffset, data.length).toString('utf8');
         if (line === `${name} has joined the chat`) settle(true);
@@ -182,6 +201,7 @@ async function obrolPool(host: string, port: number, names: string[], worker: nu
     },
   });
   closers.push(() => pool.close());
+  pools.push(pool);
   if (names.length === 0) return { sims: [], failed: 0 };
   startDue(performance.now());
   pool.arm();
@@ -228,6 +248,7 @@ process.on('message', (m: ToWorker) => {
           sims = r.sims;
           failed = r.failed;
         } else for (let i = 0; i < m.names.length; i += 50) {
+          if (m.proto === 'obrol') datagramsTotal = NaN; // library clients do not count their datagrams
           // In batches, so a thousand handshakes do not all start in the same millisecond.
           const batch = m.names.slice(i, i + 50).map((n) =>
             (m.proto === 'legacy' ? legacyClient(m.host, m.port, n) : obrolClient(m.host, m.port, n, dir!)).catch(() => {
@@ -252,6 +273,10 @@ process.on('message', (m: ToWorker) => {
         received = 0;
         seen = 0;
         latencies.length = 0;
+        // Datagrams per message, by arrival over the window (they carry no due time of their own).
+        atFrom = atTo = null;
+        setTimeout(() => (atFrom = snapshot()), Math.max(0, measureFrom - now()));
+        setTimeout(() => (atTo = snapshot()), Math.max(0, measureTo - now()));
         const interval = 5;
         let next = 0;
         const begin = (): void => {
@@ -279,7 +304,14 @@ process.on('message', (m: ToWorker) => {
         break;
       }
       case 'report':
-        reply({ type: 'result', sent, received, latencies });
+        reply({
+          type: 'result',
+          sent,
+          received,
+          latencies,
+          arrived: atFrom && atTo ? atTo.arrived - atFrom.arrived : null,
+          datagrams: atFrom && atTo && Number.isFinite(datagramsTotal) ? atTo.datagrams - atFrom.datagrams : null,
+        });
         break;
       case 'stop':
         if (timer) clearInterval(timer);

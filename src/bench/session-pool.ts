@@ -50,6 +50,8 @@ export class SessionPool {
   readonly eps: (ClientEndpoint | null)[];
   /** Datagrams from the server that named no session of this pool. */
   unrouted = 0;
+  /** Datagrams from the server that reached a session of this pool. */
+  datagramsIn = 0;
   /** How late the timer ran deadlines, while `measuring`: max and the count over 100 ms / 1 s. */
   readonly lateness = { measuring: false, maxMs: 0, over100ms: 0, over1s: 0 };
 
@@ -263,6 +265,7 @@ export class SessionPool {
       this.unrouted++;
       return;
     }
+    this.datagramsIn++;
     const t = now();
     this.eps[i]!.handleDatagram(t, b);
     this.service(i, t);

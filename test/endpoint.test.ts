@@ -606,3 +606,75 @@ test('server endpoint: a closed session gives its key record back', () => {
   assert.equal(p.server.sessionCount, 0);
   assert.equal(table.records, 0);
 });
+
+test('server endpoint: events come as datagrams arrive, output waits for flushTransmits, and a batch fanned out to a member leaves in one packet', () => {
+  let now = 1_000;
+  const sealed: { to: Address; data: Uint8Array }[] = [];
+  const server = new ServerEndpoint({ staticKey: generateKeyPair(), random, now });
+  server.setTransmitSink((to, data) => sealed.push({ to, data: data.slice() }));
+  const mk = (port: number) => ({
+    addr: { address: '127.0.0.1', port } as Address,
+    ep: new ClientEndpoint({ staticKey: generateKeyPair(), random, now, hello: utf8Bytes(`hello ${port}`), verifyServerKey: () => ({ ok: true }) }),
+    got: [] as string[],
+  });
+  const a = mk(40001);
+  const b = mk(40002);
+  const sids = new Map<number, number>(); // port -> sid
+  const settle = (): void => {
+    for (let round = 0; round < 50; round++) {
+      let moved = false;
+      for (const c of [a, b]) for (let d = c.ep.pollTransmit(); d !== null; d = c.ep.pollTransmit(), moved = true) server.handleDatagram(now, c.addr, d.slice());
+      for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) {
+        if (e.type === 'session-open') {
+          sids.set(e.addr.port, e.sid);
+          server.send(now, e.sid, 0, utf8Bytes('welcome'));
+        }
+      }
+      server.flushTransmits(now);
+      for (const t of sealed.splice(0)) {
+        (t.to.port === a.addr.port ? a : b).ep.handleDatagram(now, t.data);
+        moved = true;
+      }
+      for (const c of [a, b]) for (let e = c.ep.pollEvent(); e; e = c.ep.pollEvent()) if (e.type === 'message') c.got.push(utf8Text(e.data) ?? '');
+      if (!moved) return;
+      now += 1;
+    }
+  };
+  settle();
+  const sidB = sids.get(b.addr.port)!;
+  assert.ok(a.ep.phase === 'open' && b.ep.phase === 'open' && sidB !== undefined);
+  // Five messages from a, each its own datagram, read as one batch: the server hears each at once,
+  // relays it to b, and seals nothing until the batch ends.
+  const datagrams: Uint8Array[] = [];
+  for (let i = 0; i < 5; i++) {
+    a.ep.send(now, 1, utf8Bytes(`line ${i}`));
+    for (let d = a.ep.pollTransmit(); d !== null; d = a.ep.pollTransmit()) datagrams.push(d);
+  }
+  assert.equal(datagrams.length, 5);
+  const heard: string[] = [];
+  for (const d of datagrams) {
+    server.handleDatagram(now, a.addr, d.slice());
+    for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) {
+      if (e.type !== 'message') continue;
+      heard.push(utf8Text(e.data) ?? '');
+      assert.ok(server.send(now, sidB, 1, e.data).ok);
+    }
+    assert.equal(sealed.length, 0, 'nothing is sealed before flushTransmits');
+  }
+  assert.deepEqual(heard, ['line 0', 'line 1', 'line 2', 'line 3', 'line 4'], 'each message as its datagram arrived');
+  server.flushTransmits(now);
+  const toB = sealed.filter((t) => t.to.port === b.addr.port);
+  assert.equal(toB.length, 1, "b's share of the batch is one packet");
+  b.got.length = 0;
+  settle();
+  assert.deepEqual(b.got, ['line 0', 'line 1', 'line 2', 'line 3', 'line 4'], 'in order, each once');
+  // A peer that closes gets its final ACK, and the server its session-closed, without a flush.
+  a.ep.close(now, CloseCode.Normal, 'bye');
+  let closeDatagram: Uint8Array | null = null;
+  for (let d = a.ep.pollTransmit(); d !== null; d = a.ep.pollTransmit()) closeDatagram = d;
+  assert.ok(closeDatagram);
+  server.handleDatagram(now, a.addr, closeDatagram.slice());
+  const ev = server.pollEvent(now);
+  assert.ok(ev && ev.type === 'session-closed' && ev.byPeer, 'closed by the peer');
+  assert.ok(sealed.some((t) => t.to.port === a.addr.port), 'the closing peer got a final packet');
+});

@@ -107,12 +107,18 @@ export class ObrolServer {
   private closed = false;
   private flushQueued: NodeJS.Immediate | null = null;
   private readonly receiver: UdpBatchReceiver;
-  private readonly flushNow = (): void => {
+  /** The end of a turn of input (a recvmmsg batch, the datagrams dgram read in one event-loop turn, a
+   * timer): seal what the sessions have to send, hand it to the kernel in one sendmmsg call, re-arm the
+   * timer. Sealing once per turn rather than per datagram lets a member's share of several messages in
+   * one batch leave in one packet. */
+  private readonly endTurn = (): void => {
     this.flushQueued = null;
     try {
-      this.out.flush();
+      this.endpoint.flushTransmits(monoNow());
+      this.flushSocket();
+      this.arm();
     } catch (e) {
-      this.counters.internalErrors++; // the socket closed under us: nothing left to send on it
+      this.counters.internalErrors++;
       if (process.env.OBROL_DEBUG) console.error(e);
     }
   };
@@ -238,6 +244,15 @@ export class ObrolServer {
     return this.legacy?.stats ?? null;
   }
 
+  private flushSocket(): void {
+    try {
+      this.out.flush();
+    } catch (e) {
+      this.counters.internalErrors++; // the socket closed under us: nothing left to send on it
+      if (process.env.OBROL_DEBUG) console.error(e);
+    }
+  }
+
   /** One datagram; data is valid only during the call (see UdpBatchReceiver). */
   private onDatagram(data: Uint8Array, from: Address): void {
     this.counters.datagramsIn++;
@@ -251,8 +266,10 @@ export class ObrolServer {
       } else {
         this.counters.notObrol++;
       }
-      // With recvmmsg the replies to a whole batch leave together, and the timer is re-armed once.
-      this.pump(!this.receiver.native);
+      this.pump();
+      // With recvmmsg, onBatchEnd ends the turn; with dgram, the event loop's next check phase, once it
+      // has run every datagram it read in this turn (libuv reads up to 32 per socket).
+      if (!this.receiver.native && this.flushQueued === null) this.flushQueued = setImmediate(this.endTurn);
     } catch (e) {
       // A bug must not take the server down for everyone; count it and carry on.
       this.counters.internalErrors++;
@@ -260,21 +277,14 @@ export class ObrolServer {
     }
   }
 
-  /** After a batch of datagrams read by recvmmsg: send what they caused, re-arm the timer. */
+  /** After a batch of datagrams read by recvmmsg. */
   private onBatchEnd(): void {
-    try {
-      if (this.flushQueued !== null) clearImmediate(this.flushQueued);
-      this.flushNow();
-      this.arm();
-    } catch (e) {
-      this.counters.internalErrors++;
-      if (process.env.OBROL_DEBUG) console.error(e);
-    }
+    if (this.flushQueued !== null) clearImmediate(this.flushQueued);
+    this.endTurn();
   }
 
-  /** Runs the chat layer on the endpoint's events, sends what is due, and (unless the caller will, at the
-   * end of a batch) schedules the flush and re-arms the timer. */
-  private pump(schedule = true): void {
+  /** Runs the chat layer on the endpoint's events (what it sends waits for endTurn). */
+  private pump(): void {
     const now = monoNow();
     for (;;) {
       const ev = this.endpoint.pollEvent(now);
@@ -299,12 +309,6 @@ export class ObrolServer {
           break;
       }
     }
-    this.endpoint.flushTransmits(now);
-    // Without recvmmsg (and after a timer), flushed once the event loop has run every datagram it read in
-    // this turn (libuv reads up to 32 per socket): the replies to a burst share one sendmmsg call.
-    if (!schedule) return;
-    if (this.out.pending > 0 && this.flushQueued === null) this.flushQueued = setImmediate(this.flushNow);
-    this.arm();
   }
 
   private onSessionOpen(sid: SessionId, hello: Uint8Array): void {
@@ -420,6 +424,7 @@ export class ObrolServer {
       this.legacy?.handleTimeout(now);
       this.chat.handleTimeout(Date.now());
       this.pump();
+      this.endTurn();
     } catch (e) {
       this.counters.internalErrors++;
       if (process.env.OBROL_DEBUG) console.error(e);
@@ -434,7 +439,8 @@ export class ObrolServer {
     for (const sid of this.endpoint.sessionIds()) this.endpoint.close(now, sid, CloseCode.ShuttingDown, 'server shutting down');
     this.endpoint.flushTransmits(now);
     if (this.flushQueued !== null) clearImmediate(this.flushQueued);
-    this.flushNow();
+    this.flushQueued = null;
+    this.flushSocket();
     this.closed = true;
     // Closing the socket would discard datagrams still queued in it: let the goodbyes leave first.
     if (this.out.inFlight > 0) await Promise.race([this.out.idle(), new Promise((r) => setTimeout(r, 500))]);

@@ -393,6 +393,9 @@ export class ServerEndpoint {
     if (verdict === 'accepted') this.lastHeard[s.slot] = now;
     else if (verdict === 'malformed') this.drop('frames');
     else if (verdict === 'over-buffer') this.drop('over-buffer');
+    // Its events now, its output at flushTransmits: the replies to a whole batch of datagrams (a room's
+    // fan-out of several messages) then share packets.
+    if (!this.collectEvents(now, s)) return;
     if (!sameAddr(from, s.addr)) this.startProbe(now, s, from);
     this.touch(s);
   }
@@ -460,7 +463,20 @@ export class ServerEndpoint {
     this.dirty.push(s);
   }
 
+  /** Seals and hands out everything the session has to send, collects its events, files its deadline. */
   private flushSession(now: number, s: Session): void {
+    this.transmit(now, s);
+    if (!this.collectEvents(now, s)) return;
+    const d = s.conn.nextDeadline();
+    s.deadline = d;
+    if (d !== null && (s.filed === null || d < s.filed)) {
+      s.filed = d;
+      this.timers.push(d, s.slot);
+    }
+  }
+
+  /** Seals every packet the session's connection has to send, into the arena or the sink or the queue. */
+  private transmit(now: number, s: Session): void {
     const sink = this.sink;
     const arena = this.arena;
     for (;;) {
@@ -487,9 +503,14 @@ export class ServerEndpoint {
         this.emit(probe.addr, datagram, true);
       }
     }
+  }
+
+  /** Moves the connection's events into the endpoint's queue; false when the session closed (it is gone).
+   * A connection makes events only when a packet arrives or a timer fires. */
+  private collectEvents(now: number, s: Session): boolean {
     for (;;) {
       const ev = s.conn.pollEvent();
-      if (ev === null) break;
+      if (ev === null) return true;
       switch (ev.type) {
         case 'message':
           this.events.push({ type: 'message', sid: s.sid, stream: ev.stream, data: ev.data });
@@ -503,16 +524,11 @@ export class ServerEndpoint {
         case 'path-challenge':
           break; // the connection answers challenges itself
         case 'closed':
+          this.transmit(now, s); // a peer's CLOSE gets its final ACK before the session goes
           this.removeSession(s);
           this.events.push({ type: 'session-closed', sid: s.sid, code: ev.code, reason: ev.reason, byPeer: ev.byPeer });
-          return;
+          return false;
       }
-    }
-    const d = s.conn.nextDeadline();
-    s.deadline = d;
-    if (d !== null && (s.filed === null || d < s.filed)) {
-      s.filed = d;
-      this.timers.push(d, s.slot);
     }
   }
 
@@ -546,8 +562,9 @@ export class ServerEndpoint {
     dirty.length = 0;
   }
 
-  pollEvent(now: number): ServerEvent | null {
-    if (this.events.length === 0 && this.dirty.length > 0) this.flushDirty(now);
+  /** The next event. Events are collected as packets arrive and timers fire; output waits for
+   * flushTransmits (or pollTransmit, drainTransmits, handleTimeout). */
+  pollEvent(_now: number): ServerEvent | null {
     return this.events.shift() ?? null;
   }
 

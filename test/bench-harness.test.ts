@@ -122,11 +122,17 @@ test('bench: --find-max halves, doubles and bisects to the limit, within its ste
   // Out of steps before a failure: the limit is not reached.
   const open = await searchMax(8, async () => true, 3);
   assert.ok(open.lo === 32 && Number.isNaN(open.hi));
-  const w = { askedPerSec: 100, offeredPerSec: 99, deliveriesPerSec: 990, deliveryRatio: 1, p50Ms: 1, p99Ms: 5, p999Ms: 9, serverCpuUsPerDelivery: 2, serverUserUsPerDelivery: 1, serverKernelUsPerDelivery: 1, serverCpuPct: 10, serverRssMiB: 20, generatorCpuPct: 10, datagramsPerDelivery: 1 };
+  const w = { askedPerSec: 100, offeredPerSec: 99, deliveriesPerSec: 990, deliveryRatio: 1, p50Ms: 1, p99Ms: 5, p999Ms: 9, serverCpuUsPerDelivery: 2, serverUserUsPerDelivery: 1, serverKernelUsPerDelivery: 1, serverCpuPct: 10, serverRssMiB: 20, generatorCpuPct: 10, datagramsPerDelivery: 1, clientsLost: 0 };
   assert.ok(keptUp(w, 50));
   assert.ok(!keptUp({ ...w, p99Ms: 51 }, 50), 'latency over the bound');
   assert.ok(!keptUp({ ...w, deliveryRatio: 0.99 }, 50), 'loss');
   assert.ok(!keptUp({ ...w, offeredPerSec: 80 }, 50), 'the generator fell behind');
+  assert.ok(!keptUp({ ...w, clientsLost: 3 }, 50), 'the server dropped clients');
+  // Stopped (clients dropped) after the second try: no more windows.
+  const tried: number[] = [];
+  const stopped = await searchMax(10, async (rate) => (tried.push(rate), rate <= 10), FIND_MAX.maxSteps, () => tried.length >= 2);
+  assert.deepEqual(tried, [10, 20]);
+  assert.ok(stopped.lo === 10 && stopped.hi === 20 && stopped.tries === 2);
 });
 
 test('bench: a server given by address (an original server) is loaded and measured; --find-max runs on it', { timeout: 90_000 }, async () => {

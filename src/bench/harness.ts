@@ -143,6 +143,8 @@ export interface Window {
   /** Datagrams the clients received per message they received (1 for the original protocol; obrol packs
    * a member's share of messages that reach the server together into one packet). */
   datagramsPerDelivery: number;
+  /** obrol clients the server had dropped by the end of the window, since they joined (too slow, say). */
+  clientsLost: number;
 }
 
 const isStarted = (s: ServerSpec | TargetSpec): s is ServerSpec => 'start' in s;
@@ -228,6 +230,7 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
   let received = 0;
   let arrived = 0;
   let datagrams = 0;
+  let lost = 0;
   const lat: number[] = [];
   for (const r of results) {
     if (r.type !== 'result') continue;
@@ -235,6 +238,7 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
     received += r.received;
     arrived += r.arrived ?? NaN;
     datagrams += r.datagrams ?? NaN;
+    lost += r.lost;
     for (const x of r.latencies) lat.push(x);
   }
   lat.sort((a, b) => a - b);
@@ -254,6 +258,7 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
     serverRssMiB: rss / 2 ** 20,
     generatorCpuPct: ((gen1 - gen0) / (seconds * 1e6)) * 100,
     datagramsPerDelivery: arrived > 0 ? datagrams / arrived : NaN,
+    clientsLost: lost,
   };
 }
 
@@ -294,20 +299,25 @@ export interface FindMaxRow {
   failed: Window | null;
   /** What the lowest failing window points at: the server's or the generator's CPU (at 90% of a core or
    * more), both (the machine is full), or neither (loss or latency below a full core). */
-  limitedBy: 'server' | 'generator' | 'server and generator' | 'latency or loss' | 'not reached';
+  limitedBy: 'server' | 'generator' | 'server and generator' | 'latency or loss' | 'clients dropped' | 'not reached';
   steps: { rate: number; kept: boolean; window: Window }[];
   joinMs: number;
 }
 
 export function keptUp(w: Window, maxP99Ms: number): boolean {
-  return w.deliveryRatio >= FIND_MAX.minDelivery && w.offeredPerSec >= FIND_MAX.minOffered * w.askedPerSec && w.p99Ms <= maxP99Ms;
+  return w.clientsLost === 0 && w.deliveryRatio >= FIND_MAX.minDelivery && w.offeredPerSec >= FIND_MAX.minOffered * w.askedPerSec && w.p99Ms <= maxP99Ms;
 }
 
 /** The search of --find-max over `tryRate` (true: kept up): from `start`, halving until a rate keeps up,
  * doubling until one does not, then bisecting (geometrically) until the bounds are within
  * FIND_MAX.resolution; at most `maxSteps` tries. lo is the highest rate that kept up (NaN: none), hi the
  * lowest that did not (NaN: none within the steps). */
-export async function searchMax(start: number, tryRate: (rate: number) => Promise<boolean>, maxSteps: number): Promise<{ lo: number; hi: number; tries: number }> {
+export async function searchMax(
+  start: number,
+  tryRate: (rate: number) => Promise<boolean>,
+  maxSteps: number,
+  stopped: () => boolean = () => false,
+): Promise<{ lo: number; hi: number; tries: number }> {
   let lo = NaN;
   let hi = NaN;
   let tries = 0;
@@ -316,19 +326,19 @@ export async function searchMax(start: number, tryRate: (rate: number) => Promis
     return tryRate(rate);
   };
   let rate = start;
-  while (tries < maxSteps && Number.isNaN(lo) && rate >= 1) {
+  while (tries < maxSteps && !stopped() && Number.isNaN(lo) && rate >= 1) {
     if (await attempt(rate)) lo = rate;
     else {
       hi = rate;
       rate /= 2;
     }
   }
-  while (tries < maxSteps && !Number.isNaN(lo) && Number.isNaN(hi)) {
+  while (tries < maxSteps && !stopped() && !Number.isNaN(lo) && Number.isNaN(hi)) {
     rate = lo * 2;
     if (await attempt(rate)) lo = rate;
     else hi = rate;
   }
-  while (tries < maxSteps && !Number.isNaN(lo) && !Number.isNaN(hi) && hi / lo > FIND_MAX.resolution) {
+  while (tries < maxSteps && !stopped() && !Number.isNaN(lo) && !Number.isNaN(hi) && hi / lo > FIND_MAX.resolution) {
     rate = Math.sqrt(lo * hi);
     if (await attempt(rate)) lo = rate;
     else hi = rate;
@@ -346,7 +356,8 @@ export async function findMax(spec: ServerSpec | TargetSpec, o: RunOptions, maxP
       const window = await measure(l, rate, o.seconds);
       const kept = keptUp(window, maxP99Ms);
       steps.push({ rate, kept, window });
-      console.error(`  ${spec.name} at ${rate.toFixed(0)} msg/s: ${(window.deliveryRatio * 100).toFixed(2)}% delivered, p99 ${window.p99Ms.toFixed(1)} ms, server ${window.serverCpuPct.toFixed(0)}%, generator ${window.generatorCpuPct.toFixed(0)}% → ${kept ? 'kept up' : 'did not'}`);
+      const dropped = window.clientsLost > 0 ? `, ${window.clientsLost} clients dropped by the server (the search ends)` : '';
+      console.error(`  ${spec.name} at ${rate.toFixed(0)} msg/s: ${(window.deliveryRatio * 100).toFixed(2)}% delivered, p99 ${window.p99Ms.toFixed(1)} ms, server ${window.serverCpuPct.toFixed(0)}%, generator ${window.generatorCpuPct.toFixed(0)}%${dropped} → ${kept ? 'kept up' : 'did not'}`);
       await quiet(l.pid, 10_000); // drain what a failed window queued before the next
       return kept;
     };
@@ -354,14 +365,15 @@ export async function findMax(spec: ServerSpec | TargetSpec, o: RunOptions, maxP
     // would otherwise count against the first rate tried.
     await measure(l, o.rate, o.seconds);
     await quiet(l.pid, 10_000);
-    const { lo, hi } = await searchMax(o.rate, tryRate, maxSteps);
+    // A server that dropped clients (too slow for it) leaves fewer to measure: the search ends there.
+    const { lo, hi } = await searchMax(o.rate, tryRate, maxSteps, () => steps.some((s) => s.window.clientsLost > 0));
     const atMax = steps.find((s) => s.kept && s.rate === lo)?.window ?? null;
     const failed = steps.find((s) => !s.kept && s.rate === hi)?.window ?? null;
     let limitedBy: FindMaxRow['limitedBy'] = 'not reached';
     if (failed) {
       const gen = failed.generatorCpuPct >= 90 * o.workers;
       const srv = failed.serverCpuPct >= 90;
-      limitedBy = gen && srv ? 'server and generator' : gen ? 'generator' : srv ? 'server' : 'latency or loss';
+      limitedBy = failed.clientsLost > 0 ? 'clients dropped' : gen && srv ? 'server and generator' : gen ? 'generator' : srv ? 'server' : 'latency or loss';
     }
     return { server: spec.name, clients: o.clients, senders: o.senders, bytes: o.bytes, maxPerSec: lo, atMax, failed, limitedBy, steps, joinMs: l.joinMs };
   } finally {
@@ -516,7 +528,8 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
         } else {
           const row = await runOne(spec, { ...o, port: port++ });
           all.push(row);
-          console.error(`run ${run + 1} ${spec.name}: ${row.serverCpuUsPerDelivery.toFixed(2)} µs/delivery, ${(row.deliveryRatio * 100).toFixed(2)}% delivered, p99 ${row.p99Ms.toFixed(2)} ms`);
+          const dropped = row.clientsLost > 0 ? `; the server dropped ${row.clientsLost} clients: the load is more than it or the generator keeps up with` : '';
+          console.error(`run ${run + 1} ${spec.name}: ${row.serverCpuUsPerDelivery.toFixed(2)} µs/delivery, ${(row.deliveryRatio * 100).toFixed(2)}% delivered, p99 ${row.p99Ms.toFixed(2)} ms${dropped}`);
         }
       }
     }
@@ -557,6 +570,7 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
       serverUserUsPerDelivery: m('serverUserUsPerDelivery'),
       serverKernelUsPerDelivery: m('serverKernelUsPerDelivery'),
       datagramsPerDelivery: m('datagramsPerDelivery'),
+      clientsLost: Math.max(...rs.map((r) => r.clientsLost)),
       serverCpuPct: m('serverCpuPct'),
       serverRssMiB: m('serverRssMiB'),
       generatorCpuPct: m('generatorCpuPct'),

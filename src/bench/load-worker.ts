@@ -41,7 +41,7 @@ export type FromWorker =
   /** arrived and datagrams: benchmark messages (of any window) and datagrams that reached this worker's
    * clients between measureFrom and measureTo, by arrival time (null: not counted, as with library
    * clients; IPC would turn a NaN into null anyway). */
-  | { type: 'result'; sent: number; received: number; latencies: number[]; arrived: number | null; datagrams: number | null }
+  | { type: 'result'; sent: number; received: number; latencies: number[]; arrived: number | null; datagrams: number | null; lost: number }
   | { type: 'error'; text: string };
 
 /** Latency samples kept per worker; beyond this, a uniform sample (reservoir). */
@@ -60,6 +60,8 @@ let seen = 0;
 /** Benchmark messages that reached this worker's clients, from any window, and the datagrams that did
  * (NaN while a library client, which does not count them, is among the clients). */
 let arrivedTotal = 0;
+/** obrol clients whose session closed after they joined (the server dropped them, say as too slow). */
+let lost = 0;
 let datagramsTotal = 0;
 /** Datagrams that reached the pools' sessions (read from the pools, which count them). */
 const pools: SessionPool[] = [];
@@ -145,10 +147,13 @@ async function legacyClient(host: string, port: number, name: string): Promise<S
 
 async function obrolClient(host: string, port: number, name: string, dir: string): Promise<Sim> {
   const c = new ObrolClient({ name, host, port, identity: generateKeyPair(), configDir: dir, stateFile: null, reconnect: false });
+  let joined = false;
   c.on((ev) => {
     if (ev.type === 'message' && !ev.history) onBody(ev.body);
+    else if (ev.type === 'closed' && joined) lost++;
   });
   await c.connect();
+  joined = true;
   return { send: (b) => void c.say(b).catch(() => {}), close: () => c.close() };
 }
 
@@ -196,6 +201,7 @@ async function obrolPool(host: string, port: number, names: string[], worker: nu
       },
       closed: (i) => {
         if (state[i] === JOINING) settle(i, false);
+        else if (state[i] === JOINED) lost++;
       },
       tick: startDue,
     },
@@ -311,6 +317,7 @@ process.on('message', (m: ToWorker) => {
           latencies,
           arrived: atFrom && atTo ? atTo.arrived - atFrom.arrived : null,
           datagrams: atFrom && atTo && Number.isFinite(datagramsTotal) ? atTo.datagrams - atFrom.datagrams : null,
+          lost,
         });
         break;
       case 'stop':

@@ -349,24 +349,34 @@ export async function searchMax(
 /** The highest rate with full delivery and bounded p99, on one set of joined clients: doubling from
  * `o.rate` (halving first if that already fails), then bisecting. */
 export async function findMax(spec: ServerSpec | TargetSpec, o: RunOptions, maxP99Ms: number, maxSteps = FIND_MAX.maxSteps): Promise<FindMaxRow> {
-  const l = await load(spec, o);
+  let l = await load(spec, o);
   const steps: FindMaxRow['steps'] = [];
+  // A window first that is not a step: a server's first seconds of load also compile its code, which
+  // would otherwise count against the first rate tried.
+  const warmUp = async (): Promise<void> => {
+    await measure(l, o.rate, o.seconds);
+    await quiet(l.pid, 10_000);
+  };
+  const joinMs = l.joinMs; // the first join's: later ones follow a restart
   try {
+    await warmUp();
     const tryRate = async (rate: number): Promise<boolean> => {
       const window = await measure(l, rate, o.seconds);
       const kept = keptUp(window, maxP99Ms);
       steps.push({ rate, kept, window });
-      const dropped = window.clientsLost > 0 ? `, ${window.clientsLost} clients dropped by the server (the search ends)` : '';
+      const dropped = window.clientsLost > 0 ? `, ${window.clientsLost} clients dropped by the server` : '';
       console.error(`  ${spec.name} at ${rate.toFixed(0)} msg/s: ${(window.deliveryRatio * 100).toFixed(2)}% delivered, p99 ${window.p99Ms.toFixed(1)} ms, server ${window.serverCpuPct.toFixed(0)}%, generator ${window.generatorCpuPct.toFixed(0)}%${dropped} → ${kept ? 'kept up' : 'did not'}`);
-      await quiet(l.pid, 10_000); // drain what a failed window queued before the next
+      if (!kept && isStarted(spec)) {
+        // A reliable server that fell behind holds a backlog (or has dropped the clients it was too slow
+        // for), which the next window would inherit: start it afresh, with fresh clients.
+        await l.stop();
+        l = await load(spec, o);
+        await warmUp();
+      } else await quiet(l.pid, 10_000); // drain what a failed window queued before the next
       return kept;
     };
-    // A window first that is not a step: a server's first seconds of load also compile its code, which
-    // would otherwise count against the first rate tried.
-    await measure(l, o.rate, o.seconds);
-    await quiet(l.pid, 10_000);
-    // A server that dropped clients (too slow for it) leaves fewer to measure: the search ends there.
-    const { lo, hi } = await searchMax(o.rate, tryRate, maxSteps, () => steps.some((s) => s.window.clientsLost > 0));
+    // A server of someone else's that dropped clients leaves fewer to measure: the search ends there.
+    const { lo, hi } = await searchMax(o.rate, tryRate, maxSteps, () => !isStarted(spec) && steps.some((s) => s.window.clientsLost > 0));
     const atMax = steps.find((s) => s.kept && s.rate === lo)?.window ?? null;
     const failed = steps.find((s) => !s.kept && s.rate === hi)?.window ?? null;
     let limitedBy: FindMaxRow['limitedBy'] = 'not reached';
@@ -375,7 +385,7 @@ export async function findMax(spec: ServerSpec | TargetSpec, o: RunOptions, maxP
       const srv = failed.serverCpuPct >= 90;
       limitedBy = failed.clientsLost > 0 ? 'clients dropped' : gen && srv ? 'server and generator' : gen ? 'generator' : srv ? 'server' : 'latency or loss';
     }
-    return { server: spec.name, clients: o.clients, senders: o.senders, bytes: o.bytes, maxPerSec: lo, atMax, failed, limitedBy, steps, joinMs: l.joinMs };
+    return { server: spec.name, clients: o.clients, senders: o.senders, bytes: o.bytes, maxPerSec: lo, atMax, failed, limitedBy, steps, joinMs };
   } finally {
     await l.stop();
   }
@@ -476,7 +486,10 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
   --find-max               instead of one rate, search each server for the highest rate with full delivery
                            (${FIND_MAX.minDelivery * 100}%), the generator keeping pace, and p99 at most --max-p99 ms (default
                            ${FIND_MAX.defaultMaxP99Ms}): doubling from R, then bisecting, on the same joined clients, after one
-                           warm-up window at R; at most ${FIND_MAX.maxSteps} windows of D seconds per server`);
+                           warm-up window at R; at most ${FIND_MAX.maxSteps} windows of D seconds per server. A server the
+                           harness started is started afresh, with fresh clients, after a window it did not keep up
+                           with (obrol's reliable sessions would carry that window's backlog into the next); a
+                           --target server is only given time to drain, and its search ends if it drops clients`);
     return 0;
   }
   const num = (name: string, s: string | undefined, d: number, min = 1): number => {

@@ -103,6 +103,15 @@ export const RECV_ADDRESS_CACHE_MAX = 65_536;
 export const KEEPALIVE_MS = 15_000;
 /** End a session after this long without hearing from the peer: three keepalives missed. */
 export const IDLE_TIMEOUT_MS = 45_000;
+/** A keepalive is a PING, which the peer answers, only when nothing it answers has been sent for about
+ * this long; the keepalives in between are NAT_KEEPALIVE datagrams, which refresh the path's NAT
+ * bindings (what KEEPALIVE_MS is for) and ask nothing of the server. Each side still hears the other
+ * well within the idle timeout, and a server answers half as many keepalives (at 100,000 idle sessions
+ * most of its CPU). Twice the keepalive, and a keepalive short of the idle timeout at most. */
+export function keepalivePingMs(keepaliveMs: number, idleTimeoutMs: number): number {
+  return Math.max(keepaliveMs, Math.min(2 * keepaliveMs, idleTimeoutMs - keepaliveMs));
+}
+export const KEEPALIVE_PING_MS = keepalivePingMs(KEEPALIVE_MS, IDLE_TIMEOUT_MS);
 /** The server checks its sessions for the idle timeout this often, in one pass over an array of when each
  * last heard from its peer, instead of filing every session's idle deadline in the timer heap, where
  * each keepalive moved it and left a stale entry to pop (a few cache misses each at 100,000 sessions).

@@ -33,10 +33,12 @@ test('bench idle: 200 sessions open over shared sockets and stay alive past the 
   assert.ok(r.windowSeconds > r.idleTimeoutS, `window ${r.windowSeconds} s`);
   assert.deepEqual(r.closedAfterOpen, {}, 'no session closed');
   assert.equal(r.alive, 200);
-  assert.equal(r.heardRecently, 200, 'every session heard from the server within a keepalive period');
-  // Keepalives flowed: about one PING per session per 0.5 s (each answered by an ack).
-  assert.ok(r.clientPacketsPerSec > 200, `client packets/s ${r.clientPacketsPerSec}`);
-  assert.ok(r.serverPacketsPerSec > 200, `server packets/s ${r.serverPacketsPerSec}`);
+  assert.equal(r.heardRecently, 200, 'every session heard from the server within a PING interval');
+  // Keepalives flowed: one per session per 0.5 s, every other one a PING (each answered by an ack) and
+  // the rest NAT_KEEPALIVEs, which the server does not answer.
+  assert.ok(r.clientPacketsPerSec > 300, `client keepalives/s ${r.clientPacketsPerSec}`);
+  assert.ok(r.serverPacketsPerSec > 150, `server packets/s ${r.serverPacketsPerSec}`);
+  assert.ok(r.serverPacketsPerSec < 0.7 * r.clientPacketsPerSec, `the server answers about half: ${r.serverPacketsPerSec} of ${r.clientPacketsPerSec}`);
   assert.ok(r.serverRssMiB > 10 && Number.isFinite(r.serverCpuPct) && r.serverCpuPct >= 0);
   assert.ok(r.handshakesPerSec > 0 && r.handshakeP99Ms > 0);
   for (const pid of [r.pids.server, ...r.pids.workers]) assert.ok(gone(pid), `process ${pid} stopped`);

@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { ServerEndpoint, type ServerEvent } from '../src/session/server-endpoint.js';
 import { ClientEndpoint, type ClientEvent } from '../src/session/client-endpoint.js';
 import { generateKeyPair } from '../src/crypto/noise.js';
-import { decodePacket, encodeHello, PROTOCOL_VERSION, ResetCode } from '../src/wire/packet.js';
-import { COOKIE_WINDOW_MS, HELLO_PADDED_SIZE, IDLE_SWEEP_MS, IDLE_TIMEOUT_MS } from '../src/limits.js';
+import { decodePacket, encodeHello, PacketType, PROTOCOL_VERSION, ResetCode } from '../src/wire/packet.js';
+import { COOKIE_WINDOW_MS, HELLO_PADDED_SIZE, IDLE_SWEEP_MS, IDLE_TIMEOUT_MS, KEEPALIVE_MS } from '../src/limits.js';
 import { utf8Bytes, utf8Text } from '../src/wire/buf.js';
 import type { Address } from '../src/session/address.js';
 import { CloseCode } from '../src/session/close-codes.js';
@@ -54,6 +54,13 @@ function pair(opts: { verify?: (k: Uint8Array) => { ok: true } | { ok: false; re
       if (!moved) return;
     }
   }
+  /** To time t (not before now): timers on both sides, then datagrams through `filter`. */
+  function advanceTo(t: number, filter?: Parameters<typeof settle>[0]): void {
+    now = Math.max(now, t);
+    server.handleTimeout(now);
+    client.handleTimeout(now);
+    settle(filter);
+  }
   function advance(ms: number): void {
     const until = now + ms;
     for (let i = 0; i < 10_000; i++) {
@@ -75,6 +82,7 @@ function pair(opts: { verify?: (k: Uint8Array) => { ok: true } | { ok: false; re
     toClient,
     settle,
     advance,
+    advanceTo,
     get now() {
       return now;
     },
@@ -677,4 +685,51 @@ test('server endpoint: events come as datagrams arrive, output waits for flushTr
   const ev = server.pollEvent(now);
   assert.ok(ev && ev.type === 'session-closed' && ev.byPeer, 'closed by the peer');
   assert.ok(sealed.some((t) => t.to.port === a.addr.port), 'the closing peer got a final packet');
+});
+
+test('keepalives: every other one is a NAT_KEEPALIVE the server ignores, so it answers half as many, and both sides stay open', () => {
+  const p = pair();
+  opened(p);
+  p.advance(KEEPALIVE_MS + 1000); // past the ack of the welcome and the first keepalive
+  const up0 = p.toServer.length;
+  const down0 = p.toClient.length;
+  p.advance(10 * 60_000);
+  assert.equal(p.client.phase, 'open');
+  assert.equal(p.server.sessionCount, 1);
+  const up = p.toServer.slice(up0);
+  const down = p.toClient.slice(down0);
+  const nat = up.filter((d) => d.length === 1 && d[0] === PacketType.NatKeepalive).length;
+  const data = up.filter((d) => d[0] === PacketType.Data0 || d[0] === PacketType.Data1).length;
+  assert.equal(nat + data, up.length, 'nothing else went up');
+  // Ten quiet minutes at one keepalive per KEEPALIVE_MS, every second one a PING.
+  const keepalives = (10 * 60_000) / KEEPALIVE_MS;
+  assert.ok(Math.abs(nat + data - keepalives) <= 2, `${nat} NAT keepalives and ${data} PINGs in ${keepalives} intervals`);
+  assert.ok(Math.abs(nat - data) <= 1, `alternating: ${nat} and ${data}`);
+  assert.equal(down.length, data, 'the server answered each PING and nothing else');
+  assert.equal(p.server.natKeepalives, nat);
+  assert.deepEqual([...p.server.drops.entries()], [], 'nothing was dropped');
+  // Alone, from anywhere, it creates nothing and gets nothing; with anything after its byte it is malformed.
+  const before = p.server.natKeepalives;
+  p.server.handleDatagram(p.now, { address: '192.0.2.7', port: 9 }, Uint8Array.of(PacketType.NatKeepalive));
+  assert.equal(p.server.pollTransmit(p.now), null);
+  assert.equal(p.server.natKeepalives, before + 1);
+  p.server.handleDatagram(p.now, { address: '192.0.2.7', port: 9 }, Uint8Array.of(PacketType.NatKeepalive, 0));
+  assert.equal(p.server.pollTransmit(p.now), null);
+  assert.equal(p.server.drops.get('malformed'), 1);
+  assert.equal(p.server.sessionCount, 1);
+});
+
+test('keepalives: a client that hears nothing from the server still gives up within the idle timeout', () => {
+  const p = pair();
+  opened(p);
+  const t0 = p.now;
+  const silent = (dir: 'up' | 'down', d: Uint8Array) => (dir === 'down' ? null : d);
+  for (let i = 0; i < 1000 && p.client.phase === 'open'; i++) {
+    const next = Math.min(p.client.nextDeadline() ?? Infinity, p.server.nextDeadline() ?? Infinity);
+    p.advanceTo(next, silent);
+  }
+  assert.equal(p.client.phase, 'closed');
+  const closed = p.clientEvents.find((e) => e.type === 'closed');
+  assert.ok(closed && closed.type === 'closed' && closed.kind === 'timeout', JSON.stringify(closed));
+  assert.ok(p.now - t0 <= IDLE_TIMEOUT_MS + 1, `after ${p.now - t0} ms`);
 });

@@ -19,6 +19,7 @@ import {
   encodeHello,
   encodeHsFinish,
   encodeHsReply,
+  encodeNatKeepalive,
   encodeReset,
   dataKeyPhase,
   dataPn,
@@ -153,6 +154,7 @@ const packet: fc.Arbitrary<{ bytes: Uint8Array; want: Partial<Packet> }> = fc.on
     bytes: encodeReset(c, code),
     want: { type: 'reset', version: PROTOCOL_VERSION, cid: c, code },
   })),
+  fc.constant({ bytes: encodeNatKeepalive(), want: { type: 'nat-keepalive' } as Partial<Packet> }),
   fc.tuple(cid, fc.constantFrom(0 as const, 1 as const), fc.integer({ min: 0, max: 0xffffffff }), fc.uint8Array({ minLength: 16, maxLength: 300 })).map(
     ([c, phase, pn, sealed]) => {
       const bytes = new Uint8Array(DATA_HEADER_LEN + sealed.length);

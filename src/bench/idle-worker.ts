@@ -7,6 +7,7 @@
 import type { CloseKind } from '../session/client-endpoint.js';
 import { decodeServerMsg, encodeClientMsg } from '../wire/message.js';
 import { now, SessionPool } from './session-pool.js';
+import { keepalivePingMs } from '../limits.js';
 
 /** Where sessions go once registered: #lobby (what every obrol client does), no room, or rooms of K members. */
 export type RoomMode = { kind: 'lobby' } | { kind: 'none' } | { kind: 'rooms'; size: number };
@@ -57,7 +58,7 @@ export interface WorkerReport {
   /** Sessions that closed after opening, by kind, over the whole run and within the window. */
   closedAfterOpen: Record<string, number>;
   closedInWindow: Record<string, number>;
-  /** Open at report time, and of those, answered by the server within a keepalive period plus 2 s. */
+  /** Open at report time, and of those, answered by the server within a PING interval plus 2 s. */
   alive: number;
   heardRecently: number;
   /** Longest time an open session had gone without hearing from the server, at report time (ms). */
@@ -223,7 +224,7 @@ function packetTotals(): { sent: number; received: number } {
   for (let i = 0; i < nextToStart; i++) {
     const s = state[i] === OPEN ? pool?.eps[i]?.stats : null;
     if (!s) continue;
-    sent += s.sentPackets;
+    sent += s.sentPackets + s.natKeepalivesSent; // every keepalive datagram, PING or NAT_KEEPALIVE
     received += s.recvPackets;
   }
   return { sent, received };
@@ -267,7 +268,7 @@ function report(): WorkerReport {
     alive++;
     const silent = t - st.lastReceiveAt;
     if (silent > maxSilence) maxSilence = silent;
-    if (silent <= spec.keepaliveMs + 2000) heard++;
+    if (silent <= keepalivePingMs(spec.keepaliveMs, spec.idleTimeoutMs) + 2000) heard++;
   }
   const p = packetTotals();
   const hs: number[] = [];

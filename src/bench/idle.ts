@@ -67,7 +67,7 @@ export interface IdleResult {
   openGeneratorCpuPct: number;
   settleMs: number;
   windowSeconds: number;
-  /** Open at the end of the window, and of those, answered by the server within a keepalive period. */
+  /** Open at the end of the window, and of those, answered by the server within a PING interval (keepalivePingMs). */
   alive: number;
   heardRecently: number;
   maxSilenceMs: number;
@@ -81,7 +81,8 @@ export interface IdleResult {
   rssTotalPerSessionKiB: number;
   /** Server CPU in the window, % of one core. */
   serverCpuPct: number;
-  /** Packets the clients sent and received per second in the window (keepalive PINGs and their acks). */
+  /** Datagrams the clients sent and packets they received per second in the window (keepalives, PING or
+   * NAT_KEEPALIVE, and the acks to the PINGs). */
   clientPacketsPerSec: number;
   serverPacketsPerSec: number;
   serverCpuUsPerKeepalive: number;

@@ -7,6 +7,7 @@ import {
   DEFAULT_MTU,
   IDLE_TIMEOUT_MS,
   KEEPALIVE_MS,
+  keepalivePingMs,
   RECV_BUFFER_MAX_BYTES,
   SEND_BUFFER_MAX_BYTES,
 } from '../limits.js';
@@ -18,6 +19,7 @@ import {
   decodePacket,
   encodeHello,
   encodeHsFinish,
+  encodeNatKeepalive,
   ResetCode,
 } from '../wire/packet.js';
 import { CLIENT_ACK_DELAYS, Connection } from './connection.js';
@@ -149,6 +151,8 @@ export class ClientEndpoint {
           {
             maxPayload: mtu - DATA_HEADER_LEN - AEAD_TAG_LEN,
             keepaliveMs: this.opts.keepaliveMs ?? KEEPALIVE_MS,
+            // Every other keepalive a NAT_KEEPALIVE, which the server need not answer (pump sends it).
+            keepalivePingMs: keepalivePingMs(this.opts.keepaliveMs ?? KEEPALIVE_MS, this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS),
             ...CLIENT_ACK_DELAYS,
             idleTimeoutMs: this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
             sendBufferMax: SEND_BUFFER_MAX_BYTES,
@@ -203,6 +207,7 @@ export class ClientEndpoint {
       if (tx === null) break;
       this.out.push(st.channel.seal(now, tx.pn, tx.payload));
     }
+    if (st.conn.takeNatKeepalive(now)) this.out.push(encodeNatKeepalive());
     for (;;) {
       const ev = st.conn.pollEvent();
       if (ev === null) break;

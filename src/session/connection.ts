@@ -59,8 +59,12 @@ const ACK_RESERVE = 80;
 export interface ConnectionConfig {
   /** Plaintext frame bytes per packet: the MTU less the DATA header and the AEAD tag. */
   maxPayload: number;
-  /** Send a PING after this long without sending anything; null to only answer (servers). */
+  /** Send a keepalive after this long without sending anything; null to only answer (servers). */
   keepaliveMs: number | null;
+  /** For an owner that sends NAT_KEEPALIVE datagrams (takeNatKeepalive after every pollTransmit loop): a
+   * keepalive is a PING only when no ack-eliciting packet has gone out for about this long, else a
+   * NAT_KEEPALIVE (keepalivePingMs in limits.ts). Unset: every keepalive is a PING. */
+  keepalivePingMs?: number;
   idleTimeoutMs: number;
   /** The owner watches the idle timeout (it calls onTimeout once nothing has been received for
    * idleTimeoutMs), so nextDeadline leaves it out: the server's endpoint sweeps all sessions at once. */
@@ -102,6 +106,8 @@ export interface ConnectionStats {
   retransmittedBytes: number;
   ackFramesSent: number;
   ackFramesReceived: number;
+  /** NAT_KEEPALIVE datagrams handed to the owner (takeNatKeepalive). */
+  natKeepalivesSent: number;
   ptoCount: number;
   bufferedSendBytes: number;
   bufferedRecvBytes: number;
@@ -225,6 +231,9 @@ export class Connection {
   private readonly sent = new SentPackets();
   private readonly pathFrames: Frame[] = [];
   private pingPending = false;
+  /** A keepalive is due that only has to refresh NAT bindings: the owner sends NAT_KEEPALIVE. */
+  private natKeepalivePending = false;
+  private readonly pingEveryMs: number;
   private bufferedSend = 0;
   private bytesInFlight = 0;
   private lastSendAt: number;
@@ -281,6 +290,7 @@ export class Connection {
   private retransmittedBytes = 0;
   private ackFramesSent = 0;
   private ackFramesReceived = 0;
+  private natKeepalivesSent = 0;
 
   /** cfg may be shared by many connections (it is read, never written); initialRttMs is an RTT measured
    * during the handshake, used until the first ack gives a sample. */
@@ -290,6 +300,7 @@ export class Connection {
     this.maxAckDelay = cfg.maxAckDelayMs ?? MAX_ACK_DELAY_MS;
     this.peerMaxAckDelay = cfg.peerMaxAckDelayMs ?? MAX_ACK_DELAY_MS;
     this.deliveryEvents = cfg.deliveryEvents !== false;
+    this.pingEveryMs = cfg.keepalivePingMs ?? 0;
     if (this.chunkMax < 64) throw new RangeError(`maxPayload ${cfg.maxPayload} is too small`);
     this.cwnd = INITIAL_CWND_PACKETS * cfg.maxPayload;
     if (initialRttMs !== undefined && initialRttMs >= 0) this.updateRtt(Math.max(initialRttMs, TIMER_GRANULARITY_MS), 0);
@@ -319,6 +330,7 @@ export class Connection {
       retransmittedBytes: this.retransmittedBytes,
       ackFramesSent: this.ackFramesSent,
       ackFramesReceived: this.ackFramesReceived,
+      natKeepalivesSent: this.natKeepalivesSent,
     };
   }
 
@@ -449,6 +461,7 @@ export class Connection {
     const length = w.length;
     this.sentPackets++;
     this.lastSendAt = now;
+    this.natKeepalivePending = false; // this packet refreshes the NAT bindings too
     if (ackIncluded) {
       this.unackedArrivals = false;
       this.ackFramesSent++;
@@ -794,7 +807,7 @@ export class Connection {
     const recovery = this.lossTime ?? this.ptoTime();
     if (recovery !== null && recovery < t) t = recovery;
     // Once a PING is pending the keepalive timer has done its job; a past deadline would spin the caller.
-    if (this.cfg.keepaliveMs !== null && !this.pingPending && this.lastSendAt + this.cfg.keepaliveMs < t) t = this.lastSendAt + this.cfg.keepaliveMs;
+    if (this.cfg.keepaliveMs !== null && !this.pingPending && !this.natKeepalivePending && this.lastSendAt + this.cfg.keepaliveMs < t) t = this.lastSendAt + this.cfg.keepaliveMs;
     if (this.closingDeadline !== null && this.closingDeadline < t) t = this.closingDeadline;
     return t === Infinity ? null : t;
   }
@@ -823,7 +836,23 @@ export class Connection {
         } else this.pingPending = true;
       }
     }
-    if (this.cfg.keepaliveMs !== null && now >= this.lastSendAt + this.cfg.keepaliveMs) this.pingPending = true;
+    if (this.cfg.keepaliveMs !== null && now >= this.lastSendAt + this.cfg.keepaliveMs) {
+      // A PING when the peer has had nothing to answer for about pingEveryMs (half a keepalive of slack
+      // for timers that fire late); otherwise the bindings only need traffic, which asks for no answer.
+      const sinceEliciting = this.lastAckElicitingAt === null ? Infinity : now - this.lastAckElicitingAt;
+      if (sinceEliciting >= this.pingEveryMs - this.cfg.keepaliveMs / 2) this.pingPending = true;
+      else this.natKeepalivePending = true;
+    }
+  }
+
+  /** Whether a NAT_KEEPALIVE is due: the owner sends one (it is not a packet of this connection, which
+   * counts it as sent now). Call after pollTransmit, which sends it along if a packet leaves anyway. */
+  takeNatKeepalive(now: number): boolean {
+    if (!this.natKeepalivePending || this.st !== 'open') return false;
+    this.natKeepalivePending = false;
+    this.lastSendAt = now;
+    this.natKeepalivesSent++;
+    return true;
   }
 
   private finishClose(): void {

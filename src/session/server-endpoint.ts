@@ -193,6 +193,8 @@ export class ServerEndpoint {
   readonly drops = new Map<DropReason, number>();
   /** Bytes received from and sent to addresses that have not completed a handshake (amplification audit). */
   readonly unvalidated = { received: 0, sent: 0 };
+  /** NAT_KEEPALIVE datagrams received (and ignored). */
+  natKeepalives = 0;
 
   constructor(private readonly opts: ServerEndpointOptions) {
     this.cookies = new CookieJar(() => opts.random(32), opts.now);
@@ -271,6 +273,11 @@ export class ServerEndpoint {
         return this.onHello(now, from, p);
       case 'hs-finish':
         return this.onHsFinish(now, from, p);
+      case 'nat-keepalive':
+        // Its work was done on the way (NAT bindings refreshed); it proves nothing, so it keeps no session
+        // alive and gets no answer.
+        this.natKeepalives++;
+        return;
       default:
         // COOKIE, HS_REPLY and RESET only travel to clients.
         return this.drop('unexpected');

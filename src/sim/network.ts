@@ -124,6 +124,11 @@ export class SimNet {
           this.heap.push(at, key);
         }
       }
+      // A NAT_KEEPALIVE is one unencrypted byte that the peer discards: it costs the wire, nothing else.
+      if (c.takeNatKeepalive(this.now)) {
+        this.wire.datagrams++;
+        this.wire.bytes += 1;
+      }
       for (let ev = c.pollEvent(); ev !== null; ev = c.pollEvent()) {
         onEvent(n, peer, ev);
         this.dirty.add(n);

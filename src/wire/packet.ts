@@ -16,6 +16,8 @@ export const COOKIE_MAX_LEN = 64;
 export const NOISE_MSG_MAX_LEN = 1024;
 
 export const PacketType = {
+  /** One byte, client to server, for NAT bindings only: no session, no authentication, no answer. */
+  NatKeepalive: 0xf7,
   Hello: 0xf8,
   Cookie: 0xf9,
   HsReply: 0xfa,
@@ -35,7 +37,8 @@ export type Packet =
   | { type: 'hs-finish'; version: number; cid: Uint8Array; noise: Uint8Array }
   /** header is the 13 bytes of associated data; sealed is ciphertext plus tag. */
   | { type: 'data'; keyPhase: 0 | 1; cid: Uint8Array; pn: number; header: Uint8Array; sealed: Uint8Array }
-  | { type: 'reset'; version: number; cid: Uint8Array; code: ResetCode };
+  | { type: 'reset'; version: number; cid: Uint8Array; code: ResetCode }
+  | { type: 'nat-keepalive' };
 
 /** True when a datagram's first byte marks it as obrol's rather than the original text protocol. */
 export function isObrolDatagram(b: Uint8Array): boolean {
@@ -66,6 +69,11 @@ export function encodeHsReply(clientCid: Uint8Array, serverCid: Uint8Array, nois
 
 export function encodeHsFinish(serverCid: Uint8Array, noise: Uint8Array): Uint8Array {
   return new Writer(16 + noise.length).u8(PacketType.HsFinish).u8(PROTOCOL_VERSION).bytes(serverCid).lenBytes(noise).finish();
+}
+
+/** The NAT_KEEPALIVE datagram: its type byte alone. */
+export function encodeNatKeepalive(): Uint8Array {
+  return Uint8Array.of(PacketType.NatKeepalive);
 }
 
 export function encodeReset(cid: Uint8Array, code: ResetCode): Uint8Array {
@@ -173,6 +181,8 @@ export function decodePacket(bytes: Uint8Array): Decoded<Packet> {
         if (code < 1 || code > 3) throw new WireError('bad-value', `reset code ${code}`);
         return { type: 'reset', version, cid, code: code as ResetCode };
       }
+      case PacketType.NatKeepalive:
+        return { type: 'nat-keepalive' };
       default:
         throw new WireError('bad-type', `packet type 0x${t.toString(16)}`);
     }

@@ -36,8 +36,8 @@ test('bench idle: 200 sessions open over shared sockets and stay alive past the 
   assert.equal(r.heardRecently, 200, 'every session heard from the server within a PING interval');
   // Keepalives flowed: one per session per 0.5 s, every other one a PING (each answered by an ack) and
   // the rest NAT_KEEPALIVEs, which the server does not answer.
-  assert.ok(r.clientPacketsPerSec > 300, `client keepalives/s ${r.clientPacketsPerSec}`);
-  assert.ok(r.serverPacketsPerSec > 150, `server packets/s ${r.serverPacketsPerSec}`);
+  assert.ok(r.clientPacketsPerSec > 250, `client keepalives/s ${r.clientPacketsPerSec}`);
+  assert.ok(r.serverPacketsPerSec > 125, `server packets/s ${r.serverPacketsPerSec}`);
   assert.ok(r.serverPacketsPerSec < 0.7 * r.clientPacketsPerSec, `the server answers about half: ${r.serverPacketsPerSec} of ${r.clientPacketsPerSec}`);
   assert.ok(r.serverRssMiB > 10 && Number.isFinite(r.serverCpuPct) && r.serverCpuPct >= 0);
   assert.ok(r.handshakesPerSec > 0 && r.handshakeP99Ms > 0);

@@ -102,7 +102,8 @@ test('compact message frames: a whole message is MSG_WHOLE, the next one of its 
   // A fragment sets the context too; MSG_NEXT with no message before it in the packet is malformed.
   const frag: Frame = { type: 'msg', stream: 1, seq: 5, total: 3000, offset: 1000, data: data(9) };
   const after = decodeFrames(encodeFrames([frag, { type: 'msg', stream: 1, seq: 6, total: 100, offset: 0, data: data(8) }]));
-  assert.ok(after.ok && after.value[1]!.type === 'msg' && after.value[1].seq === 6 && after.value[1].stream === 1);
+  const second = after.ok ? after.value[1] : undefined;
+  assert.ok(second?.type === 'msg' && second.seq === 6 && second.stream === 1);
   assert.equal(decodeFrames(Uint8Array.of(0x08, 1, 0xaa)).ok, false);
   assert.equal(decodeFrames(Uint8Array.of(0x01, 0x08, 1, 0xaa)).ok, false);
 });
@@ -162,7 +163,8 @@ test('a 16 KiB+ message is fragmented, reassembled, and reported delivered', () 
   d.advance(10_000);
   const msgs = d.evB.filter((e) => e.type === 'message');
   assert.equal(msgs.length, 1);
-  assert.deepEqual(msgs[0]!.type === 'message' && msgs[0].data, big);
+  const m0 = msgs[0];
+  assert.deepEqual(m0?.type === 'message' && m0.data, big);
   assert.ok(d.evA.some((e) => e.type === 'delivered' && e.seq === 0));
   assert.equal(d.a.stats.bufferedSendBytes, 0);
 });
@@ -179,7 +181,8 @@ test('a loss on one stream does not hold back another stream', () => {
   d.pump();
   const first = d.evB.filter((e) => e.type === 'message');
   assert.equal(first.length, 1);
-  assert.equal(first[0]!.type === 'message' && first[0].stream, 2, 'stream 2 delivered while stream 1 waits');
+  const f0 = first[0];
+  assert.equal(f0?.type === 'message' && f0.stream, 2, 'stream 2 delivered while stream 1 waits');
   d.advance(5_000);
   assert.equal(d.evB.filter((e) => e.type === 'message').length, 2);
 });

@@ -281,9 +281,7 @@ test('what the addon leaves unsent (EAGAIN) goes through dgram, in the same flus
   let calls = 0;
   // The real addon, except that it stops after the first 150 datagrams as a full socket buffer would.
   const partial: Addon = {
-    addrStride: real.addrStride,
-    chunk: real.chunk,
-    abi: real.abi,
+    ...real,
     packAddress: (...a) => real.packAddress(...a),
     sendBatch: (fd, data, meta, count, addrs, out) => {
       calls++;

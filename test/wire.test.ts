@@ -133,30 +133,32 @@ const serverMsg: fc.Arbitrary<ServerMsg> = fc.oneof(
 );
 
 const cid = fc.uint8Array({ minLength: 8, maxLength: 8 });
-const packet: fc.Arbitrary<{ bytes: Uint8Array; want: Partial<Packet> }> = fc.oneof(
-  fc.tuple(cid, fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 200 })).map(([c, k, n]) => ({
+/** A packet's bytes and what decoding them must give. */
+type Case = { bytes: Uint8Array; want: Partial<Packet> };
+const packet: fc.Arbitrary<Case> = fc.oneof(
+  fc.tuple(cid, fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 200 })).map(([c, k, n]): Case => ({
     bytes: encodeHello(c, k, n),
     want: { type: 'hello', version: PROTOCOL_VERSION, cid: c, cookie: k, noise: n },
   })),
-  fc.tuple(cid, fc.uint8Array({ maxLength: 64 })).map(([c, k]) => ({
+  fc.tuple(cid, fc.uint8Array({ maxLength: 64 })).map(([c, k]): Case => ({
     bytes: encodeCookie(c, k),
     want: { type: 'cookie', version: PROTOCOL_VERSION, cid: c, cookie: k },
   })),
-  fc.tuple(cid, cid, fc.uint8Array({ maxLength: 300 })).map(([c, s, n]) => ({
+  fc.tuple(cid, cid, fc.uint8Array({ maxLength: 300 })).map(([c, s, n]): Case => ({
     bytes: encodeHsReply(c, s, n),
     want: { type: 'hs-reply', version: PROTOCOL_VERSION, clientCid: c, serverCid: s, noise: n },
   })),
-  fc.tuple(cid, fc.uint8Array({ maxLength: 300 })).map(([c, n]) => ({
+  fc.tuple(cid, fc.uint8Array({ maxLength: 300 })).map(([c, n]): Case => ({
     bytes: encodeHsFinish(c, n),
     want: { type: 'hs-finish', version: PROTOCOL_VERSION, cid: c, noise: n },
   })),
-  fc.tuple(cid, fc.constantFrom(...Object.values(ResetCode))).map(([c, code]) => ({
+  fc.tuple(cid, fc.constantFrom(...Object.values(ResetCode))).map(([c, code]): Case => ({
     bytes: encodeReset(c, code),
     want: { type: 'reset', version: PROTOCOL_VERSION, cid: c, code },
   })),
-  fc.constant({ bytes: encodeNatKeepalive(), want: { type: 'nat-keepalive' } as Partial<Packet> }),
+  fc.constant<Case>({ bytes: encodeNatKeepalive(), want: { type: 'nat-keepalive' } }),
   fc.tuple(cid, fc.constantFrom(0 as const, 1 as const), fc.integer({ min: 0, max: 0xffffffff }), fc.uint8Array({ minLength: 16, maxLength: 300 })).map(
-    ([c, phase, pn, sealed]) => {
+    ([c, phase, pn, sealed]): Case => {
       const bytes = new Uint8Array(DATA_HEADER_LEN + sealed.length);
       writeDataHeader(bytes, phase, c, pn);
       bytes.set(sealed, DATA_HEADER_LEN);

@@ -218,3 +218,10 @@ test('piping a file through line mode at the default flood limits never trips th
     await server.stop();
   }
 });
+
+test('serve: an idle timeout shorter than the clients ping an idle session is refused, saying the least', async () => {
+  const p = run(['serve', '--memory', '--port', '0', '--idle-timeout', '20']);
+  const { code } = await p.exited;
+  assert.equal(code, 2);
+  assert.match(p.stderr.join('\n'), /--idle-timeout must be between 35 and 86400, not 20/);
+});

@@ -8,10 +8,12 @@ import {
   HISTORY_ON_JOIN,
   HISTORY_ON_JOIN_MAX,
   IDLE_TIMEOUT_MS,
+  KEEPALIVE_PING_MS,
   HANDSHAKES_PER_IP_PER_SEC,
   LEGACY_CLIENTS_PER_IP,
   LEGACY_IDLE_MS,
   LEGACY_RATE_PER_SEC,
+  SERVER_IDLE_TIMEOUT_MIN_MS,
   SESSIONS_PER_IP,
   MAX_MTU,
   MIN_MTU,
@@ -40,7 +42,8 @@ export const SERVE_USAGE = `usage: obrol serve [--host H] [--port P] [--data DIR
   --mtu N             largest UDP payload to send, ${MIN_MTU}..${MAX_MTU} (default ${DEFAULT_MTU})
   --flood-burst N     messages a client may send at once (default ${FLOOD_BURST})
   --flood-rate N      messages per second a client may sustain (default ${FLOOD_RATE_PER_SEC})
-  --idle-timeout S    end a session after S seconds of silence (default ${IDLE_TIMEOUT_MS / 1000})
+  --idle-timeout S    end a session after S seconds of silence (default ${IDLE_TIMEOUT_MS / 1000}, at least
+                      ${SERVER_IDLE_TIMEOUT_MIN_MS / 1000}: idle clients PING every ${KEEPALIVE_PING_MS / 1000} s)
   --legacy            also speak the original plain-text protocol on the same port, so original
                       clients can chat in #lobby. Off by default: it is NOT encrypted or
                       authenticated (anyone can send as any legacy name from any address)
@@ -83,7 +86,8 @@ export async function serveMain(argv: string[]): Promise<number> {
   const mtu = intOption('--mtu', values.mtu, DEFAULT_MTU, MIN_MTU, MAX_MTU);
   const floodBurst = intOption('--flood-burst', values['flood-burst'], FLOOD_BURST, 1, 1_000_000);
   const floodRate = intOption('--flood-rate', values['flood-rate'], FLOOD_RATE_PER_SEC, 1, 1_000_000);
-  const idle = intOption('--idle-timeout', values['idle-timeout'], IDLE_TIMEOUT_MS / 1000, 1, 86_400);
+  // Shorter than idle clients' PING interval would drop every quiet client.
+  const idle = intOption('--idle-timeout', values['idle-timeout'], IDLE_TIMEOUT_MS / 1000, SERVER_IDLE_TIMEOUT_MIN_MS / 1000, 86_400);
   const dataDir = values.data ?? defaultDataDir();
   const history = intOption('--history', values.history, HISTORY_ON_JOIN, 0, HISTORY_ON_JOIN_MAX);
   const retainMessages = intOption('--retain-messages', values['retain-messages'], RETAIN_MESSAGES, 0, Number.MAX_SAFE_INTEGER);

@@ -112,8 +112,8 @@ export function keepalivePingMs(keepaliveMs: number, idleTimeoutMs: number): num
   return Math.max(keepaliveMs, Math.min(2 * keepaliveMs, idleTimeoutMs - keepaliveMs));
 }
 export const KEEPALIVE_PING_MS = keepalivePingMs(KEEPALIVE_MS, IDLE_TIMEOUT_MS);
-/** The shortest idle timeout a server may be given (`obrol serve --idle-timeout`): an idle client PINGs
- * every KEEPALIVE_PING_MS, and a lost PING is probed again within a few seconds. */
+/** The shortest idle timeout that keeps obrol's idle clients (`obrol serve --idle-timeout` warns below
+ * it): an idle client PINGs every KEEPALIVE_PING_MS, and a lost PING is probed again within seconds. */
 export const SERVER_IDLE_TIMEOUT_MIN_MS = KEEPALIVE_PING_MS + 5_000;
 /** The server checks its sessions for the idle timeout this often, in one pass over an array of when each
  * last heard from its peer, instead of filing every session's idle deadline in the timer heap, where

@@ -277,6 +277,12 @@ export class Connection {
   private ackNow = false;
   /** Packets arrived since our last ACK frame: only then is an ACK worth piggybacking. */
   private unackedArrivals = false;
+  /** Of those, ones that asked for an ack. Without loss only these are worth an ACK frame on our next
+   * packet: the peer keeps no record of a packet that asked for nothing (an ACK of its own), so
+   * acknowledging one tells it nothing (RFC 9000 §13.2.1); in a room's fan-out that was an ACK frame in
+   * nearly every packet. After a loss (several ranges) every arrival is acknowledged again, so that a
+   * lost ACK of ours is repeated soon and the peer learns what it may forget (§13.2.4). */
+  private unackedEliciting = false;
   private readonly streams = new Map<number, InStream>();
   private bufferedRecv = 0;
   private lastReceiveAt: number;
@@ -385,7 +391,8 @@ export class Connection {
     let budget = this.cfg.maxPayload;
     let ackIncluded = false;
     let ackLargest = -1;
-    if (this.ranges.length > 0 && (wantAck || (canSendData && hasData && this.unackedArrivals))) {
+    const worthAck = this.unackedEliciting || (this.unackedArrivals && this.ranges.length > 1);
+    if (this.ranges.length > 0 && (wantAck || (canSendData && hasData && worthAck))) {
       const ack = this.buildAck(now);
       encodeFrame(w, ack);
       budget -= frameSize(ack);
@@ -464,6 +471,7 @@ export class Connection {
     this.natKeepalivePending = false; // this packet refreshes the NAT bindings too
     if (ackIncluded) {
       this.unackedArrivals = false;
+      this.unackedEliciting = false;
       this.ackFramesSent++;
       this.ackElicitingUnacked = 0;
       this.ackDeadline = null;
@@ -543,6 +551,7 @@ export class Connection {
       }
     }
     if (elicits) {
+      this.unackedEliciting = true;
       this.ackElicitingUnacked++;
       // On a grid of ACK_TIMER_SLOT_MS, never later than our max ack delay: a server's delayed acks to many
       // sessions then fall due together and leave in one batch, not one timer and one system call each.

@@ -233,6 +233,7 @@ export class Connection {
   private pingPending = false;
   /** A keepalive is due that only has to refresh NAT bindings: the owner sends NAT_KEEPALIVE. */
   private natKeepalivePending = false;
+  /** cfg.keepalivePingMs, or 0: every keepalive is a PING. */
   private readonly pingEveryMs: number;
   private bufferedSend = 0;
   private bytesInFlight = 0;
@@ -849,7 +850,7 @@ export class Connection {
       // A PING when the peer has had nothing to answer for about pingEveryMs (half a keepalive of slack
       // for timers that fire late); otherwise the bindings only need traffic, which asks for no answer.
       const sinceEliciting = this.lastAckElicitingAt === null ? Infinity : now - this.lastAckElicitingAt;
-      if (sinceEliciting >= this.pingEveryMs - this.cfg.keepaliveMs / 2) this.pingPending = true;
+      if (this.pingEveryMs === 0 || sinceEliciting >= this.pingEveryMs - this.cfg.keepaliveMs / 2) this.pingPending = true;
       else this.natKeepalivePending = true;
     }
   }

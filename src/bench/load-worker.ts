@@ -60,11 +60,11 @@ let seen = 0;
 /** Benchmark messages that reached this worker's clients, from any window, and the datagrams that did
  * (NaN while a library client, which does not count them, is among the clients). */
 let arrivedTotal = 0;
+let datagramsTotal = 0;
+/** The pools, which count the datagrams that reached their sessions themselves. */
+const pools: SessionPool[] = [];
 /** obrol clients whose session closed after they joined (the server dropped them, say as too slow). */
 let lost = 0;
-let datagramsTotal = 0;
-/** Datagrams that reached the pools' sessions (read from the pools, which count them). */
-const pools: SessionPool[] = [];
 interface Counts {
   arrived: number;
   datagrams: number;

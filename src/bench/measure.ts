@@ -86,13 +86,13 @@ export function clockTicks(): number {
   return ticks;
 }
 
-/** utime + stime of a process in microseconds, from the text of /proc/PID/stat. */
 /** A process's CPU time in microseconds: user and kernel (all its threads). */
 export interface CpuTimes {
   user: number;
   kernel: number;
 }
 
+/** utime and stime from the text of /proc/PID/stat. */
 export function parseProcStatTimes(text: string, hz: number): CpuTimes {
   // The command name is in parentheses and may contain spaces: fields count from the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
@@ -102,6 +102,7 @@ export function parseProcStatTimes(text: string, hz: number): CpuTimes {
   return { user: (utime * 1e6) / hz, kernel: (stime * 1e6) / hz };
 }
 
+/** utime + stime, in microseconds. */
 export function parseProcStat(text: string, hz: number): number {
   const t = parseProcStatTimes(text, hz);
   return t.user + t.kernel;
@@ -112,10 +113,10 @@ export function cpuTimes(pid: number): CpuTimes {
 }
 
 export function cpuMicros(pid: number): number {
-  const t = cpuTimes(pid);
-  return t.user + t.kernel;
+  return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'), clockTicks());
 }
 
+/** Resident set size in bytes, from /proc/PID/status. */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;

@@ -46,7 +46,8 @@ function pair(opts: { verify?: (k: Uint8Array) => { ok: true } | { ok: false; re
       for (let t = server.pollTransmit(now); t !== null; t = server.pollTransmit(now)) {
         toClient.push(t);
         const f = filter('down', t.data);
-        if (f && t.to.port === clientAddr.port) client.handleDatagram(now, f);
+        // A copy here too: the client also decrypts DATA in place, and toClient keeps what was sent.
+        if (f && t.to.port === clientAddr.port) client.handleDatagram(now, f.slice());
         moved = true;
       }
       for (let e = server.pollEvent(now); e; e = server.pollEvent(now)) serverEvents.push(e);
@@ -182,6 +183,37 @@ test('replay: a packet delivered once is dropped when it comes again', () => {
   const dropsBefore = p.server.drops.get('replay') ?? 0;
   p.server.handleDatagram(p.now, { address: '127.0.0.1', port: 40000 }, last);
   assert.equal(p.server.drops.get('replay'), dropsBefore + 1);
+});
+
+test('client: DATA is opened in place; the same datagram again is a replay, and a forged one is left as it was', () => {
+  const p = pair();
+  const sid = opened(p);
+  p.server.send(p.now, sid, 1, utf8Bytes('just once'));
+  let recorded: Uint8Array | null = null;
+  p.settle((dir, d) => {
+    if (dir === 'down' && recorded === null && d[0]! >= 0xfc) {
+      recorded = d.slice();
+      return null;
+    }
+    return d;
+  });
+  assert.ok(recorded);
+  const rec = recorded as Uint8Array;
+  const forged = rec.slice();
+  forged[forged.length - 1]! ^= 1;
+  const forgedCopy = forged.slice();
+  const messages = () => p.clientEvents.filter((e) => e.type === 'message' && utf8Text(e.data) === 'just once').length;
+  p.client.handleDatagram(p.now, forged);
+  assert.equal(p.client.drops.get('auth'), 1);
+  assert.deepEqual(forged, forgedCopy, 'a refused datagram is not touched');
+  const datagram = rec.slice();
+  p.client.handleDatagram(p.now, datagram);
+  assert.notDeepEqual(datagram, rec, 'opened where it lay');
+  p.client.handleDatagram(p.now, datagram); // the same memory, now plaintext: refused by its packet number first
+  p.client.handleDatagram(p.now, rec.slice());
+  for (let e = p.client.pollEvent(); e; e = p.client.pollEvent()) p.clientEvents.push(e);
+  assert.equal(messages(), 1);
+  assert.equal(p.client.drops.get('replay'), 2);
 });
 
 test('an expired cookie gets a fresh COOKIE, not a session', () => {

@@ -16,10 +16,13 @@ import {
   AEAD_TAG_LEN,
   CID_LEN,
   DATA_HEADER_LEN,
+  dataKeyPhase,
+  dataPn,
   decodePacket,
   encodeHello,
   encodeHsFinish,
   encodeNatKeepalive,
+  isDataPacket,
   ResetCode,
 } from '../wire/packet.js';
 import { CLIENT_ACK_DELAYS, Connection } from './connection.js';
@@ -118,7 +121,13 @@ export class ClientEndpoint {
     this.events.push({ type: 'closed', kind, code, reason });
   }
 
+  /**
+   * One datagram from the server. A DATA packet, nearly every datagram, is read and decrypted in place:
+   * datagram is the endpoint's to overwrite (a fresh dgram buffer, or the shell's receive memory), and
+   * nothing here keeps a view of it past this call.
+   */
   handleDatagram(now: number, datagram: Uint8Array): void {
+    if (isDataPacket(datagram)) return this.onData(now, datagram);
     const d = decodePacket(datagram);
     if (!d.ok) return this.drop('malformed');
     const p = d.value;
@@ -169,21 +178,6 @@ export class ClientEndpoint {
         this.resendAt = now + this.rto;
         return;
       }
-      case 'data': {
-        if (st.name !== 'finish' && st.name !== 'open') return this.drop('unexpected');
-        if (!eq(p.cid, this.cid)) return this.drop('unknown-cid');
-        const opened = st.channel.open(now, p.keyPhase, p.pn, p.header, p.sealed);
-        if (!opened.ok) return this.drop(opened.reason);
-        if (st.name === 'finish') {
-          // The server's first DATA proves it completed the handshake.
-          this.state = { name: 'open', conn: st.conn, channel: st.channel };
-          this.events.push({ type: 'open', serverKey: st.serverKey });
-        }
-        const verdict = st.conn.onPacket(now, p.pn, opened.payload);
-        if (verdict !== 'accepted' && verdict !== 'duplicate') this.drop(verdict);
-        this.pump(now);
-        return;
-      }
       case 'reset': {
         // A RESET echoes the cid of the packet it answers: ours for HELLO, the server's for DATA.
         const serverCid = st.name === 'open' || st.name === 'finish' ? st.channel.peerCid : null;
@@ -196,6 +190,25 @@ export class ClientEndpoint {
       default:
         return this.drop('unexpected');
     }
+  }
+
+  /** A DATA packet (isDataPacket), its fields read where they lie and its payload opened in place. */
+  private onData(now: number, datagram: Uint8Array): void {
+    const st = this.state;
+    if (st.name !== 'finish' && st.name !== 'open') return this.drop('unexpected');
+    const cid = this.cid;
+    for (let i = 0; i < CID_LEN; i++) if (datagram[1 + i] !== cid[i]) return this.drop('unknown-cid');
+    const pn = dataPn(datagram);
+    const payload = st.channel.openInPlace(now, dataKeyPhase(datagram), pn, datagram);
+    if (typeof payload === 'string') return this.drop(payload);
+    if (st.name === 'finish') {
+      // The server's first DATA proves it completed the handshake.
+      this.state = { name: 'open', conn: st.conn, channel: st.channel };
+      this.events.push({ type: 'open', serverKey: st.serverKey });
+    }
+    const verdict = st.conn.onPacket(now, pn, payload);
+    if (verdict !== 'accepted' && verdict !== 'duplicate') this.drop(verdict);
+    this.pump(now);
   }
 
   /** Moves the connection's output and events out; closes us when it closes. */

@@ -10,6 +10,7 @@ import {
   encodeServerMsg,
   ErrorCode,
   LeaveReason,
+  roomMessageBodyAt,
   type ClientMsg,
   type ServerMsg,
 } from '../src/wire/message.js';
@@ -208,6 +209,33 @@ test('client messages round-trip', () => {
 
 test('server messages round-trip', () => {
   fc.assert(fc.property(serverMsg, (m) => assert.deepEqual(decodeServerMsg(encodeServerMsg(m)), { ok: true, value: { ...m } })));
+});
+
+test('roomMessageBodyAt finds the body of exactly the live room messages decodeServerMsg reads, for any bytes', () => {
+  const check = (b: Uint8Array): void => {
+    const at = roomMessageBodyAt(b);
+    const d = decodeServerMsg(b);
+    if (d.ok && d.value.type === 'message' && !d.value.history) {
+      const body = utf8Bytes(d.value.body);
+      assert.ok(at > 0);
+      assert.deepEqual(b.subarray(at, at + body.length), body);
+    } else if (d.ok) {
+      assert.equal(at, -1);
+    } else {
+      // Bytes the decoder refuses after the flags (a bad ref, say) may still show a body: it only has to lie inside.
+      assert.ok(at === -1 || (at > 0 && at <= b.length));
+    }
+  };
+  fc.assert(fc.property(serverMsg, (m) => check(encodeServerMsg(m))), { numRuns: 2000 });
+  fc.assert(
+    fc.property(serverMsg, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat({ max: 8 }), (m, pos, byte, cut) => {
+      const b = encodeServerMsg(m).slice();
+      b[pos % b.length] = byte;
+      check(b.subarray(0, Math.max(0, b.length - cut)));
+    }),
+    { numRuns: 2000 },
+  );
+  assert.equal(roomMessageBodyAt(new Uint8Array(0)), -1);
 });
 
 test('random bytes never crash the message decoders and never decode to invalid values', () => {

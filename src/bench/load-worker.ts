@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../crypto/noise.js';
 import { ObrolClient } from '../client/client.js';
-import { decodeServerMsg, encodeClientMsg } from '../wire/message.js';
+import { decodeServerMsg, encodeClientMsg, roomMessageBodyAt } from '../wire/message.js';
 import { decodePayload, encodePayload, readPayloadTimes, sharedNow, type PayloadTimes } from './measure.js';
 import { UdpBatchReceiver } from '../net/udp-recv.js';
 import { SessionPool } from './session-pool.js';
@@ -190,6 +190,15 @@ async function obrolPool(host: string, port: number, names: string[], worker: nu
     tag: 0xb0 + (worker & 0x0f),
     hooks: {
       message: (i, data) => {
+        // A joined client's room messages, nearly all it receives: the send time read from the body's
+        // bytes, as for original clients, not every field decoded into a string.
+        if (state[i] === JOINED) {
+          const at = roomMessageBodyAt(data);
+          if (at >= 0) {
+            if (readPayloadTimes(data, at, times)) onTimes(times);
+            return;
+          }
+        }
         const d = decodeServerMsg(data);
         if (!d.ok) return;
         const m = d.value;

@@ -456,3 +456,29 @@ export function decodeServerMsg(bytes: Uint8Array): Decoded<ServerMsg> {
     }
   });
 }
+
+/**
+ * Where the body of a live room message starts in an encoded server message (its length is the varint
+ * before it, its text not checked), or -1 for anything else: another type, a history replay, or bytes
+ * decodeServerMsg would refuse before the body. For readers that need only the body's bytes (the load
+ * generator), which would otherwise decode every field into a string.
+ */
+export function roomMessageBodyAt(bytes: Uint8Array): number {
+  if (bytes[0] !== S.message) return -1;
+  try {
+    const r = new Reader(bytes);
+    r.u8();
+    r.lenBytes(ROOM_MAX_BYTES, 'room');
+    r.varint('id');
+    r.u64('ts');
+    r.lenBytes(NAME_MAX_BYTES, 'from');
+    const n = r.varint('body length');
+    if (n > MESSAGE_MAX_BYTES) return -1;
+    const at = r.offset;
+    r.bytesN(n, 'body');
+    return (r.u8('flags') & FLAG_HISTORY) === 0 ? at : -1;
+  } catch (e) {
+    if (e instanceof WireError) return -1;
+    throw e;
+  }
+}

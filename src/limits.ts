@@ -81,6 +81,10 @@ export const MAX_PACKET_NUMBER = 0xffff_ffff;
 
 /** Datagrams queued before a batch is flushed early: a 1,000-member fan-out and its acks fit in one. */
 export const UDP_BATCH_MAX_DATAGRAMS = 4096;
+/** The server hands its datagrams to the kernel in runs of at most this many while it is still sealing a
+ * turn's output: a big room's first members get their copy while the last ones' are sealed (1,000
+ * members: p50 8.5 -> 7.5 ms, CPU per delivery unchanged; 64 measured the same as 256). */
+export const SERVER_SEND_RUN_DATAGRAMS = 256;
 /** Bytes queued before a batch is flushed early: bounds the reused arena, the socket's buffer is 4 MiB too. */
 export const UDP_BATCH_MAX_BYTES = 4 << 20;
 /** Packed destination addresses cached between flushes; past it the cache starts again (bounds memory

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_PORT, MAX_DATAGRAM, MAX_STREAMS, RETAIN_DAYS, RETAIN_MESSAGES, RETENTION_SWEEP_MS } from '../limits.js';
+import { DEFAULT_PORT, MAX_DATAGRAM, MAX_STREAMS, RETAIN_DAYS, RETAIN_MESSAGES, RETENTION_SWEEP_MS, SERVER_SEND_RUN_DATAGRAMS } from '../limits.js';
 import { fingerprint, type KeyPair } from '../crypto/noise.js';
 import { loadOrCreateKeyPair } from '../crypto/keystore.js';
 import { ServerEndpoint, type ServerEndpointOptions, type SessionId } from '../session/server-endpoint.js';
@@ -88,7 +88,8 @@ class StreamMap {
 
 export class ObrolServer {
   private readonly socket: dgram.Socket;
-  /** Everything one pump sends leaves in one sendmmsg call (dgram where the addon is not built). */
+  /** What a turn sends leaves in sendmmsg calls of SERVER_SEND_RUN_DATAGRAMS at most (dgram where the addon
+   * is not built). */
   private readonly out: UdpBatchSender;
   private readonly endpoint: ServerEndpoint;
   readonly chat: ChatCore;
@@ -140,7 +141,7 @@ export class ObrolServer {
     opts: ServerOptions,
   ) {
     this.socket = socket;
-    this.out = new UdpBatchSender(socket);
+    this.out = new UdpBatchSender(socket, { maxBatch: SERVER_SEND_RUN_DATAGRAMS });
     this.fingerprint = fingerprint(staticKey.publicKey);
     this.endpoint = new ServerEndpoint({
       ...opts.endpoint,

@@ -20,3 +20,11 @@ test('bench endpoint --fanout: 20 sessions, 200 messages, every one delivered an
   // Clients ack every few packets: well above none, well below one per delivery.
   assert.ok(r.ackDatagramsPerDelivery > 0.1 && r.ackDatagramsPerDelivery < 0.6, `acks per delivery ${r.ackDatagramsPerDelivery}`);
 });
+
+test('bench endpoint --fanout --evict-mib: caches written through before each message, the same deliveries and acks', () => {
+  const r = fanoutBench({ sessions: 20, messages: 50, bytes: 100, stepMs: 100, evictMiB: 2 });
+  assert.equal(r.deliveries, 20 * 50);
+  assert.ok(Number.isFinite(r.usPerDelivery) && r.usPerDelivery > 0);
+  // A message every 100 ms: each client acks on its 150 ms timer, about every other message.
+  assert.ok(r.ackDatagramsPerDelivery > 0.3 && r.ackDatagramsPerDelivery < 0.8, `acks per delivery ${r.ackDatagramsPerDelivery}`);
+});

@@ -11,6 +11,7 @@ import { COOKIE_WINDOW_MS, HELLO_PADDED_SIZE, IDLE_SWEEP_MS, IDLE_TIMEOUT_MS, KE
 import { utf8Bytes, utf8Text } from '../src/wire/buf.js';
 import type { Address } from '../src/session/address.js';
 import { CloseCode } from '../src/session/close-codes.js';
+import { pooledCopy } from '../src/util/bytes.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 const serverAddr: Address = { address: '127.0.0.1', port: 6789 };
@@ -209,11 +210,28 @@ test('client: DATA is opened in place; the same datagram again is a replay, and 
   const datagram = rec.slice();
   p.client.handleDatagram(p.now, datagram);
   assert.notDeepEqual(datagram, rec, 'opened where it lay');
+  const plain = datagram.slice();
+  datagram.fill(0); // the receive memory reused at once: the message was copied out of it
+  for (let e = p.client.pollEvent(); e; e = p.client.pollEvent()) p.clientEvents.push(e);
+  assert.equal(messages(), 1);
+  datagram.set(plain);
   p.client.handleDatagram(p.now, datagram); // the same memory, now plaintext: refused by its packet number first
   p.client.handleDatagram(p.now, rec.slice());
   for (let e = p.client.pollEvent(); e; e = p.client.pollEvent()) p.clientEvents.push(e);
   assert.equal(messages(), 1);
   assert.equal(p.client.drops.get('replay'), 2);
+});
+
+test('pooledCopy: a copy in the buffer pool whose own slice() copies again, as a plain Uint8Array', () => {
+  const src = new Uint8Array(150).map((_, i) => i);
+  const a = pooledCopy(src);
+  assert.deepEqual(a, src);
+  assert.equal(Object.getPrototypeOf(a), Uint8Array.prototype);
+  src[0] = 99;
+  assert.equal(a[0], 0, 'a copy, not a view');
+  const b = a.slice();
+  b[1] = 77;
+  assert.equal(a[1], 1, 'its slice() copies');
 });
 
 test('an expired cookie gets a fresh COOKIE, not a session', () => {

@@ -6,6 +6,7 @@ import { KeyTable } from '../crypto/key-table.js';
 import { openPacket, rekey, sealPacket, TAGLEN, type TransportKey } from '../crypto/noise.js';
 import { ReplayWindow } from '../crypto/replay.js';
 import { CID_LEN, DATA_HEADER_LEN, writeDataHeaderFrom } from '../wire/packet.js';
+import { pooledBytes } from '../util/bytes.js';
 
 /** How long the previous receive key stays usable for reordered packets after the peer rotates. */
 const OLD_KEY_GRACE_MS = 3_000;
@@ -96,10 +97,7 @@ export class SecureChannel {
       this.sealAt(now, pn, payload, payload.length, into, 0);
       return into.subarray(0, size);
     }
-    // Memory from Node's buffer pool (a typed array over 64 bytes is otherwise a malloc of its own), seen
-    // as a plain Uint8Array so that slice() still copies.
-    const pooled = Buffer.allocUnsafe(size);
-    const out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
+    const out = pooledBytes(size);
     this.sealAt(now, pn, payload, payload.length, out, 0);
     return out;
   }
@@ -160,9 +158,7 @@ export class SecureChannel {
    * stay as they are); replayed and forged packets are refused. */
   open(now: number, keyPhase: 0 | 1, pn: number, header: Uint8Array, sealed: Uint8Array): OpenResult {
     if (header.length !== DATA_HEADER_LEN) return { ok: false, reason: 'auth' };
-    // Node's pool: no malloc per packet; a plain Uint8Array view so that slice() copies.
-    const pooled = Buffer.allocUnsafe(header.length + sealed.length);
-    const copy = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
+    const copy = pooledBytes(header.length + sealed.length);
     copy.set(header, 0);
     copy.set(sealed, header.length);
     const r = this.openInPlace(now, keyPhase, pn, copy);

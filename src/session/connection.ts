@@ -33,6 +33,7 @@ import {
   TIMER_GRANULARITY_MS,
 } from '../limits.js';
 import { Writer } from '../wire/buf.js';
+import { pooledCopy } from '../util/bytes.js';
 import { decodeFrames, encodeFrame, frameSize, isAckEliciting, MSG_HEADER_MAX, newPacketContext, type AckRange, type Frame } from '../wire/frame.js';
 
 /** Declared-lost packet numbers remembered for spotting spurious losses. */
@@ -626,7 +627,7 @@ export class Connection {
     if (f.seq < s.nextSeq) return; // delivered already: a retransmission
     if (f.seq === s.nextSeq && f.offset === 0 && f.data.length === f.total && s.pending.size === 0) {
       // The common case, a whole message in order: delivered at once, without a reassembly record.
-      this.events.push({ type: 'message', stream: f.stream, seq: f.seq, data: f.data.slice() });
+      this.events.push({ type: 'message', stream: f.stream, seq: f.seq, data: pooledCopy(f.data) });
       s.nextSeq++;
       return;
     }
@@ -636,7 +637,7 @@ export class Connection {
       s.pending.set(f.seq, p);
     }
     if (p.total !== f.total || p.parts.has(f.offset)) return; // inconsistent or duplicate fragment
-    p.parts.set(f.offset, f.data.slice());
+    p.parts.set(f.offset, pooledCopy(f.data));
     p.got += f.data.length;
     this.bufferedRecv += f.data.length;
     // Deliver every complete message at the head of the stream, in order.

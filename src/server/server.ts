@@ -109,7 +109,8 @@ export class ObrolServer {
   private flushQueued: NodeJS.Immediate | null = null;
   private readonly receiver: UdpBatchReceiver;
   /** The end of a turn of input (a recvmmsg batch, the datagrams dgram read in one event-loop turn, a
-   * timer): seal what the sessions have to send, hand it to the kernel in one sendmmsg call, re-arm the
+   * timer): seal what the sessions have to send, hand it to the kernel (sendmmsg runs of
+   * SERVER_SEND_RUN_DATAGRAMS, the first leaving while the rest are sealed), re-arm the
    * timer. Sealing once per turn rather than per datagram lets a member's share of several messages in
    * one batch leave in one packet. */
   private readonly endTurn = (): void => {

@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
 import { loadAeadAddon, type AeadAddon } from './native-aead.js';
+import { pooledBytes } from '../util/bytes.js';
 
 export const AEAD_KEY_LEN = 32;
 export const AEAD_NONCE_LEN = 12;
@@ -79,8 +80,7 @@ function sodiumBackend(s: Sodium): CryptoBackend {
     },
     open(key, nonce, ad, sealed) {
       if (sealed.length < AEAD_TAG_LEN || key.length !== AEAD_KEY_LEN || nonce.length !== AEAD_NONCE_LEN) return null;
-      const pooled = Buffer.allocUnsafe(sealed.length - AEAD_TAG_LEN); // Node's pool: no malloc per packet
-      const out = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
+      const out = pooledBytes(sealed.length - AEAD_TAG_LEN);
       try {
         s.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, sealed, ad, nonce, key);
         return out;
@@ -210,8 +210,7 @@ function withNativeAead(base: CryptoBackend, a: AeadAddon): CryptoBackend {
     },
     open(key, nonce, ad, sealed) {
       if (sealed.length < AEAD_TAG_LEN || key.length !== AEAD_KEY_LEN || nonce.length !== AEAD_NONCE_LEN) return null;
-      const pooled = Buffer.allocUnsafe(sealed.length - AEAD_TAG_LEN); // Node's pool: no malloc per packet
-      const out = new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
+      const out = pooledBytes(sealed.length - AEAD_TAG_LEN);
       return a.open(key, nonce, ad, sealed, out) ? out : null;
     },
   };

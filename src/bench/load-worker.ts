@@ -262,16 +262,18 @@ process.on('message', (m: ToWorker) => {
           const r = await obrolPool(m.host, m.port, m.names, m.worker);
           sims = r.sims;
           failed = r.failed;
-        } else for (let i = 0; i < m.names.length; i += 50) {
-          if (m.proto === 'obrol') datagramsTotal = NaN; // library clients do not count their datagrams
-          // In batches, so a thousand handshakes do not all start in the same millisecond.
-          const batch = m.names.slice(i, i + 50).map((n) =>
-            (m.proto === 'legacy' ? legacyClient(m.host, m.port, n) : obrolClient(m.host, m.port, n, dir!)).catch(() => {
-              failed++;
-              return null;
-            }),
-          );
-          for (const s of await Promise.all(batch)) if (s) sims.push(s);
+        } else {
+          if (m.proto === 'obrol' && m.names.length > 0) datagramsTotal = NaN; // library clients do not count their datagrams
+          for (let i = 0; i < m.names.length; i += 50) {
+            // In batches, so a thousand handshakes do not all start in the same millisecond.
+            const batch = m.names.slice(i, i + 50).map((n) =>
+              (m.proto === 'legacy' ? legacyClient(m.host, m.port, n) : obrolClient(m.host, m.port, n, dir!)).catch(() => {
+                failed++;
+                return null;
+              }),
+            );
+            for (const s of await Promise.all(batch)) if (s) sims.push(s);
+          }
         }
         senders = sims.slice(0, m.senders);
         reply({ type: 'joined', ms: performance.now() - t0, failed });

@@ -514,3 +514,37 @@ test('join member pages: the cached first page always equals a full sort of the 
     { numRuns: 40 },
   );
 });
+
+test('hub: a group delivery gets one call per publish for the members it owns, before the others get one delivery each', () => {
+  const log: string[] = [];
+  let onDeliver = (_to: number): void => {};
+  const hub = new MemoryHub((to, m) => {
+    log.push(`deliver ${to} ${m.type}${m.type === 'message' ? ` ref=${m.ref}` : ''}`);
+    onDeliver(to);
+  });
+  hub.setGroupDelivery({
+    owns: (sid) => sid < 0,
+    joined: (key, sid) => log.push(`joined ${key} ${sid}`),
+    left: (key, sid) => log.push(`left ${key} ${sid}`),
+    publish: (key, m, others, echoTo) => log.push(`publish ${key} ${m.type === 'message' ? `ref=${m.ref} others ref=${others.type === 'message' ? others.ref : '-'}` : m.type} echo=${echoTo}`),
+  });
+  for (const sid of [1, -1, -2, 2, -1]) hub.join(sid === 2 ? '#LOBBY' : '#lobby', sid);
+  assert.deepEqual(log.splice(0), ['joined #lobby -1', 'joined #lobby -2'], 'a second join is no news');
+  assert.deepEqual([...hub.members('#Lobby')].sort((a, b) => a - b), [-2, -1, 1, 2], 'members() still lists everyone');
+  hub.publish('#Lobby', msg(1, 0, 'x', 'hi', 7), -1);
+  assert.deepEqual(log.splice(0), ['publish #lobby ref=7 others ref=null echo=-1', 'deliver 1 message ref=null', 'deliver 2 message ref=null']);
+  hub.publish('#lobby', msg(2, 0, 'x', 'hi', 8), 2);
+  assert.deepEqual(log.splice(0), ['publish #lobby ref=8 others ref=null echo=2', 'deliver 1 message ref=null', 'deliver 2 message ref=8']);
+  hub.leave('#lobby', -2);
+  hub.leave('#lobby', -1);
+  hub.join('#lobby', 3);
+  assert.deepEqual(log.splice(0), ['left #lobby -2', 'left #lobby -1']);
+  // No group member left: no group call. A delivery that removes a member (a too-slow peer dropped) still
+  // stops that member's delivery, on the one-by-one set that is kept in step.
+  onDeliver = (to) => {
+    if (to === 1) hub.leave('#lobby', 2);
+  };
+  hub.publish('#lobby', joined('y', 0));
+  assert.deepEqual(log.splice(0), ['deliver 1 joined', 'deliver 3 joined']);
+  assert.throws(() => hub.setGroupDelivery({ owns: () => false, joined() {}, left() {}, publish() {} }), /already have members/);
+});

@@ -11,6 +11,10 @@ import { parseLegacyLine } from '../src/client/legacy-client.js';
 import type { Address, Transmit } from '../src/session/address.js';
 import { join, run, startServer, tempDir } from './helpers/cli.js';
 import { OriginalClient, OriginalServer, sleep, TAKEN } from './helpers/original.js';
+import { ChatCore } from '../src/chat/core.js';
+import { MemoryHub } from '../src/chat/hub.js';
+import { MemoryNameRegistry } from '../src/chat/registry.js';
+import { SqliteStore } from '../src/store/sqlite.js';
 
 // ---- A small chat core: just enough of ChatCore's contract to drive the gateway ----------------
 
@@ -194,6 +198,59 @@ test('gateway: lines become say to #lobby; messages, actions, leaves and errors 
   gw.deliver(-99, { type: 'joined', room: '#lobby', name: 'x', ts: 1 });
   assert.equal(gw.stats.deliverUnknown, 1);
   assert.equal(drain().length, 0);
+});
+
+test('gateway on the real chat core: a room line reaches its legacy members in one group call; joins go one by one, held; leavers leave the group', () => {
+  const obrol: { to: number; msg: ServerMsg }[] = [];
+  let gw: LegacyGateway | null = null;
+  const deliver = (to: number, msg: ServerMsg): void => {
+    if (to < 0) gw?.deliver(to, msg);
+    else obrol.push({ to, msg });
+  };
+  const hub = new MemoryHub(deliver);
+  const store = new SqliteStore(':memory:');
+  const chat = new ChatCore({ hub, registry: new MemoryNameRegistry(), store, deliver });
+  gw = new LegacyGateway(chat, { idleMs: 1000 });
+  hub.setGroupDelivery(gw);
+  const single: Transmit[] = [];
+  const grouped: { to: number[]; line: string }[] = [];
+  gw.setTransmitSink(
+    (t, data) => single.push({ to: t, data }),
+    (g, data, except) => {
+      const ports: number[] = [];
+      for (let i = 0; i < g.size; i++) if (!except.includes(g.keyOf(i))) ports.push(g.addressOf(i).port);
+      grouped.push({ to: ports.sort((a, b) => a - b), line: dec(data) });
+    },
+  );
+  assert.ok(chat.connect(1, 'olga', 0).ok); // an obrol member of #lobby
+  [at(1), at(2), at(3)].forEach((a, i) => gw!.handleDatagram(0, a, enc(`u${i}`)));
+  // A registration's datagrams are held (it may yet be refused), so its join line goes one by one.
+  assert.deepEqual(grouped, []);
+  assert.deepEqual(to(single, at(1)), ['u0 has joined the chat', 'u1 has joined the chat', 'u2 has joined the chat']);
+  assert.deepEqual(to(single, at(3)), ['u2 has joined the chat']);
+  single.length = 0;
+
+  gw.handleDatagram(600, at(2), enc('hello'));
+  chat.handle(1, { type: 'say', ref: 5, room: '#lobby', body: 'hey', action: false }, 700);
+  // The sender's own copy is the same line (as the original echoes it): one call for all three.
+  assert.deepEqual(grouped.splice(0), [
+    { to: [1, 2, 3], line: 'u1: hello' },
+    { to: [1, 2, 3], line: 'olga: hey' },
+  ]);
+  assert.deepEqual(single, []);
+  assert.deepEqual(obrol.filter((d) => d.msg.type === 'message').map((d) => (d.msg.type === 'message' ? d.msg.body : '')), ['hello', 'hey']);
+  assert.equal(gw.stats.datagramsOut, 1 + 2 + 3 + 2 * 3, 'three join lines, then two lines to three');
+
+  // u0 and u2 are silent past idleMs: they leave the chat and the group, one after the other.
+  gw.handleTimeout(1200);
+  assert.deepEqual(grouped.splice(0), [
+    { to: [2, 3], line: 'u0 has left the chat (timed out)' },
+    { to: [2], line: 'u2 has left the chat (timed out)' },
+  ]);
+  gw.handleDatagram(1300, at(2), enc('bye'));
+  assert.deepEqual(grouped.splice(0), [{ to: [2], line: 'u1: bye' }]);
+  assert.deepEqual(single, []);
+  store.close();
 });
 
 test('gateway: through a sink, a line goes to every member as the same bytes, one object', () => {

@@ -5,6 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import fc from 'fast-check';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +19,7 @@ const statusFile = join(root, 'build', 'udp_batch.status.json');
 if (!existsSync(statusFile)) spawnSync(process.execPath, [join(root, 'native', 'build.mjs')], { stdio: 'ignore', timeout: 120_000 });
 
 const { UdpBatchSender, loadUdpBatchAddon, socketFd, udpBatchAddonError } = await import('../src/net/udp-batch.js');
+const { AddressGroup } = await import('../src/session/address.js');
 type Addon = NonNullable<ReturnType<typeof loadUdpBatchAddon>>;
 
 const addon = loadUdpBatchAddon();
@@ -351,6 +353,83 @@ test('push() checks its arguments as socket.send does, and flushes by itself whe
   }
   assert.throws(() => new UdpBatchSender(socket, { maxBatch: 0 }), RangeError);
   assert.throws(() => new UdpBatchSender(socket, { maxAddresses: 1.5 }), RangeError);
+});
+
+for (const forced of [false, true]) {
+  test(`pushGroup: a line to every member but those skipped, across auto-flushes, leaves and joins, ${forced ? 'through dgram' : 'through sendmmsg'}`, { skip: forced ? false : NO_ADDON }, async (t) => {
+    const rx = await receivers(t, 8, 'udp4');
+    const socket = await bind(t, 'udp4', '127.0.0.1');
+    const sender = new UdpBatchSender(socket, { native: !forced, maxBatch: 5 });
+    const group = new AddressGroup();
+    const key = (r: Receiver) => -1 - rx.indexOf(r);
+    for (const r of rx) group.add(key(r), { address: '127.0.0.1', port: r.port });
+    const want = new Map<Receiver, Set<number>>(rx.map((r) => [r, new Set<number>()]));
+    let seq = 0;
+    const line = (skip: Receiver[]): void => {
+      const d = datagram(seq);
+      const n = sender.pushGroup(d, group, skip.map(key));
+      d.fill(0xee); // the caller may reuse it at once
+      const to = rx.filter((r) => group.has(key(r)) && !skip.includes(r));
+      assert.equal(n, to.length);
+      for (const r of to) want.get(r)!.add(seq);
+      seq++;
+    };
+    line([]);
+    // A datagram of its own between two group lines: both lines and it arrive.
+    sender.push(datagram(seq), rx[0]!.port, '127.0.0.1');
+    want.get(rx[0]!)!.add(seq++);
+    line([rx[2]!]);
+    group.remove(key(rx[3]!));
+    group.remove(key(rx[7]!)); // the last member: nothing moves
+    line([rx[3]!, rx[5]!]); // rx[3] is no member any more: only rx[5] is skipped
+    group.add(key(rx[3]!), { address: '127.0.0.1', port: rx[3]!.port });
+    line([rx[0]!, rx[6]!]);
+    assert.throws(() => sender.pushGroup(datagram(0), group, [key(rx[0]!), key(rx[1]!), key(rx[2]!)]), RangeError);
+    sender.flush();
+    await sender.idle();
+    await assertArrived(want);
+    assert.ok(sender.stats.autoFlushes >= 4, 'groups of 8 in batches of 5');
+    if (!forced) assert.equal(sender.stats.nativeSent, [...want.values()].reduce((a, s) => a + s.size, 0));
+  });
+}
+
+test('AddressGroup keeps members dense: add, move, remove in any order agree with a map (property)', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: -6, max: -1 }), fc.integer({ min: 1, max: 65535 })), { maxLength: 60 }), (ops) => {
+      const g = new AddressGroup();
+      const model = new Map<number, number>();
+      for (const [add, k, port] of ops) {
+        if (add) {
+          g.dest.fill(7);
+          g.add(k, { address: '127.0.0.1', port });
+          model.set(k, port);
+          assert.equal(g.dest[g.indexOf(k)], -1, 'a new or moved member is looked up again');
+        } else assert.equal(g.remove(k), model.delete(k));
+        assert.equal(g.size, model.size);
+        for (let i = 0; i < g.size; i++) {
+          assert.equal(g.indexOf(g.keyOf(i)), i);
+          assert.equal(g.addressOf(i).port, model.get(g.keyOf(i)));
+        }
+        for (const mk of model.keys()) assert.ok(g.has(mk));
+      }
+    }),
+  );
+});
+
+test('pushGroup: once the address cache starts over, a group looks its members up again, and every line arrives', { skip: NO_ADDON }, async (t) => {
+  const rx = await receivers(t, 8, 'udp4');
+  const socket = await bind(t, 'udp4', '127.0.0.1');
+  const sender = new UdpBatchSender(socket, { maxAddresses: 3 });
+  const group = new AddressGroup();
+  rx.forEach((r, i) => group.add(-1 - i, { address: '127.0.0.1', port: r.port }));
+  const want = new Map<Receiver, Set<number>>(rx.map((r) => [r, new Set<number>()]));
+  for (let seq = 0; seq < 4; seq++) {
+    sender.pushGroup(datagram(seq), group);
+    for (const r of rx) want.get(r)!.add(seq);
+    sender.flush(); // 8 addresses > 3: the cache starts over after each flush
+  }
+  await assertArrived(want);
+  assert.equal(sender.stats.nativeSent, 32);
 });
 
 test('the address cache is bounded: past maxAddresses it starts over, and every datagram still arrives', { skip: NO_ADDON }, async (t) => {

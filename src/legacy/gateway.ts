@@ -18,7 +18,8 @@ import {
   LEGACY_RATE_BURST,
   LEGACY_RATE_PER_SEC,
 } from '../limits.js';
-import { addrKey, type Address, type Transmit } from '../session/address.js';
+import { addrKey, AddressGroup, type Address, type Transmit } from '../session/address.js';
+import type { GroupDelivery, RoomEvent } from '../chat/hub.js';
 import { utf8Bytes, utf8Text } from '../wire/buf.js';
 import { LeaveReason, type ClientMsg, type ErrorCode, type ServerMsg } from '../wire/message.js';
 import { LOBBY, type ChatEvent, type LeaveWhy } from '../client/client.js';
@@ -38,6 +39,9 @@ export interface ChatCoreLike {
   handle(sid: number, msg: ClientMsg, now: number): void;
   disconnect(sid: number, why: LeaveReason, reason: string, now: number): void;
 }
+
+/** Sends one datagram to every member of a group but those keyed in except (at most two). */
+export type GroupSink = (group: AddressGroup, data: Uint8Array, except: readonly number[]) => void;
 
 export interface LegacyGatewayOptions {
   /** Silence after which a legacy client is disconnected as timed out. */
@@ -102,7 +106,7 @@ const WHY: Record<LeaveReason, LeaveWhy> = {
   [LeaveReason.Part]: 'part',
 };
 
-export class LegacyGateway {
+export class LegacyGateway implements GroupDelivery {
   private readonly idleMs: number;
   private readonly rate: number;
   private readonly burst: number;
@@ -121,6 +125,10 @@ export class LegacyGateway {
   private outHead = 0;
   /** Where datagrams go as they are produced, once set (setTransmitSink); null: the queue. */
   private sink: ((to: Address, data: Uint8Array) => void) | null = null;
+  /** Where a room's line goes once for all its legacy members (setTransmitSink); null: one by one. */
+  private groupSink: GroupSink | null = null;
+  /** Each room's legacy members, by room key, as the hub reports them (GroupDelivery). */
+  private readonly groups = new Map<string, AddressGroup>();
   /** Inside chat.connect(): datagrams are queued even with a sink, so a refused registration can take back
    * what the core queued for it (unqueue). */
   private holding = false;
@@ -238,6 +246,7 @@ export class LegacyGateway {
     if (!r.ok) {
       this.byAddr.delete(key);
       this.bySid.delete(c.sid);
+      this.leaveGroups(c.sid);
       this.unqueue(mark); // nothing the core queued for it may leave
       this.refuse(from, bytes.length);
       this.release();
@@ -274,6 +283,51 @@ export class LegacyGateway {
       return;
     }
     for (const data of this.datagramsFor(msg)) this.push(c.addr, data);
+  }
+
+  // ---- GroupDelivery: the hub hands a room's publish to all of its legacy members in one call ----
+
+  /** Legacy sessions have negative ids (the server routes deliveries by the sign too). */
+  owns(sid: number): boolean {
+    return sid < 0;
+  }
+
+  joined(roomKey: string, sid: number): void {
+    const c = this.bySid.get(sid);
+    if (!c) return;
+    let g = this.groups.get(roomKey);
+    if (!g) this.groups.set(roomKey, (g = new AddressGroup()));
+    g.add(sid, c.addr);
+  }
+
+  left(roomKey: string, sid: number): void {
+    const g = this.groups.get(roomKey);
+    if (g?.remove(sid) && g.size === 0) this.groups.delete(roomKey);
+  }
+
+  publish(roomKey: string, msg: RoomEvent, others: RoomEvent, echoTo: number | undefined): void {
+    const g = this.groups.get(roomKey);
+    if (!g) return;
+    if (this.groupSink === null || this.holding) {
+      // One by one: into the queue, or held while a registration may still be refused (unqueue).
+      for (let i = 0; i < g.size; i++) {
+        const sid = g.keyOf(i);
+        this.deliver(sid, sid === echoTo ? msg : others);
+      }
+      return;
+    }
+    const lines = this.datagramsFor(others);
+    // The sender's own line is the same text (the original echoes `<name>: <text>` too), which the cache
+    // returns as the same array; should it ever differ, the sender gets its own.
+    const own = echoTo !== undefined && g.has(echoTo) && this.datagramsFor(msg) !== lines ? echoTo : undefined;
+    const except = own === undefined ? [] : [own];
+    const n = g.size - except.length;
+    for (const d of lines) {
+      this.stats.datagramsOut += n;
+      this.stats.bytesOut += n * d.length;
+      this.groupSink(g, d, except);
+    }
+    if (own !== undefined) this.deliver(own, msg);
   }
 
   private datagramsFor(msg: ServerMsg): Uint8Array[] {
@@ -325,10 +379,11 @@ export class LegacyGateway {
    * Hands every datagram to sink as it is produced instead of queueing it for pollTransmit (the shell's
    * fast path: no Transmit per delivery). A fan-out hands the same Uint8Array for every member, and the
    * gateway never writes into one it has handed out, so the sink may send it once to many. What is
-   * queued goes to sink first.
+   * queued goes to sink first. With groupSink, a room's line goes to all its legacy members in one call.
    */
-  setTransmitSink(sink: (to: Address, data: Uint8Array) => void): void {
+  setTransmitSink(sink: (to: Address, data: Uint8Array) => void, groupSink?: GroupSink): void {
     this.sink = sink;
+    this.groupSink = groupSink ?? null;
     this.release();
   }
 
@@ -368,9 +423,14 @@ export class LegacyGateway {
     }
   }
 
+  private leaveGroups(sid: number): void {
+    for (const [key, g] of this.groups) if (g.remove(sid) && g.size === 0) this.groups.delete(key);
+  }
+
   private forget(c: Client): void {
     this.byAddr.delete(c.key);
     this.bySid.delete(c.sid);
+    this.leaveGroups(c.sid); // the hub's leave follows (chat.disconnect): nothing more goes to this address
     const n = (this.ipCount.get(c.addr.address) ?? 1) - 1;
     if (n <= 0) this.ipCount.delete(c.addr.address);
     else this.ipCount.set(c.addr.address, n);

@@ -10,6 +10,7 @@ import type dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { UDP_BATCH_MAX_ADDRESSES, UDP_BATCH_MAX_BYTES, UDP_BATCH_MAX_DATAGRAMS } from '../limits.js';
 import { loadAddon, type AddonLoad } from '../util/native-addon.js';
+import type { AddressGroup } from '../session/address.js';
 
 /** The addon's exports (see native/udp_batch.c for the exact contract). */
 export interface UdpBatchAddon {
@@ -215,6 +216,8 @@ export class UdpBatchSender {
   private readonly destIndex = new Map<string, Map<number, number>>();
   private destCount = 0;
   private dests: Dest[] = [];
+  /** Bumped when the address table starts over: a group's cached indexes (AddressGroup.dest) are then stale. */
+  private destEpoch = 0;
   private addrs = new Uint8Array(ADDR_STRIDE * 256);
   private readonly out = new Uint32Array(3);
   // Datagrams dgram sends, each a copy: all of them without the addon, else those whose destination
@@ -301,6 +304,71 @@ export class UdpBatchSender {
     this.push(data, port, address);
     this.sharedData = data;
     this.sharedAt = this.lastNativeAt;
+  }
+
+  /**
+   * push() of one datagram to every member of a group but those keyed in `except`: one copy of data per
+   * batch, and per member a queue entry written from the group's cached address index, no lookup and no
+   * call. The caller may reuse data at once. Queued after everything pushed before, as push() would.
+   * Returns how many datagrams it queued.
+   */
+  pushGroup(data: Uint8Array, group: AddressGroup, except: readonly number[] = []): number {
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+    const n = group.size;
+    const skipA = except.length > 0 ? group.indexOf(except[0]!) : -1;
+    const skipB = except.length > 1 ? group.indexOf(except[1]!) : -1;
+    for (let k = 2; k < except.length; k++) if (group.indexOf(except[k]!) >= 0) throw new RangeError('pushGroup takes at most two members to skip');
+    const queued = n - (skipA >= 0 ? 1 : 0) - (skipB >= 0 && skipB !== skipA ? 1 : 0);
+    if (this.addon === null) {
+      for (let i = 0; i < n; i++) {
+        if (i === skipA || i === skipB) continue;
+        const a = group.addressOf(i);
+        this.push(data, a.port, a.address);
+      }
+      return queued;
+    }
+    const length = data.length;
+    let at = -1; // where this batch's copy of data is, once made
+    for (let i = 0; i < n; i++) {
+      if (i === skipA || i === skipB) continue;
+      if (at < 0 || this.pending >= this.maxBatch) {
+        // Full, or the first member: flush if needed (the copy does not survive a flush), copy once.
+        if (this.pending > 0 && (this.pending >= this.maxBatch || this.used + this.dgramBytes + length > this.maxBatchBytes)) {
+          this.stats.autoFlushes++;
+          this.flush();
+        }
+        if (this.used + length > this.arena.length) {
+          const grown = new Uint8Array(Math.max(this.arena.length * 2, this.used + length));
+          grown.set(this.arena.subarray(0, this.used));
+          this.arena = grown;
+        }
+        at = this.used;
+        this.arena.set(data, at);
+        this.used += length;
+        this.resMax = -1;
+        this.lastNativeAt = -1;
+      }
+      if (group.destEpoch !== this.destEpoch) {
+        group.dest.fill(-1);
+        group.destEpoch = this.destEpoch;
+      }
+      let di = group.dest[i]!;
+      if (di < 0) {
+        const a = group.addressOf(i);
+        checkDestination(a.port, a.address);
+        di = group.dest[i] = this.dest(a.address, a.port);
+      }
+      this.stats.pushed++;
+      const dest = this.dests[di]!;
+      if (dest.packed) this.queueNative(at, length, di);
+      else {
+        this.dgData.push(copyOf(data));
+        this.dgPort.push(dest.port);
+        this.dgAddress.push(dest.sendAddress);
+        this.dgramBytes += length;
+      }
+    }
+    return queued;
   }
 
   /**
@@ -433,6 +501,7 @@ export class UdpBatchSender {
         this.destIndex.clear();
         this.destCount = 0;
         this.dests = [];
+        this.destEpoch++;
       }
     }
   }

@@ -171,8 +171,9 @@ export class ObrolServer {
       maxMessages: opts.retention?.maxMessages ?? RETAIN_MESSAGES,
       maxAgeMs: opts.retention?.maxAgeMs ?? RETAIN_DAYS * 86_400_000,
     };
+    const hub = new MemoryHub(deliver);
     this.chat = new ChatCore({
-      hub: new MemoryHub(deliver),
+      hub,
       registry: new MemoryNameRegistry(),
       store,
       deliver,
@@ -183,12 +184,23 @@ export class ObrolServer {
     // The gateway runs on the endpoint's monotonic clock; the chat core stamps wall-clock time.
     this.legacy = opts.legacy ? new LegacyGateway(this.chat, { ...opts.legacy, chatTime: () => Date.now() }) : null;
     // The gateway hands a room's line to every member as one object, never changed once handed out: it is
-    // copied into the send batch once and queued once per member.
-    this.legacy?.setTransmitSink((to, data) => {
-      this.counters.datagramsOut++;
-      this.counters.bytesOut += data.length;
-      this.out.pushShared(data, to.port, to.address);
-    });
+    // copied into the send batch once and queued once per member. A room's publish reaches the gateway
+    // once (the hub's group delivery), and its line all the room's legacy members in one pushGroup.
+    if (this.legacy) {
+      hub.setGroupDelivery(this.legacy);
+      this.legacy.setTransmitSink(
+        (to, data) => {
+          this.counters.datagramsOut++;
+          this.counters.bytesOut += data.length;
+          this.out.pushShared(data, to.port, to.address);
+        },
+        (group, data, except) => {
+          const n = this.out.pushGroup(data, group, except);
+          this.counters.datagramsOut += n;
+          this.counters.bytesOut += n * data.length;
+        },
+      );
+    }
     this.receiver = new UdpBatchReceiver(socket, (data, from) => this.onDatagram(data, from), () => this.onBatchEnd(), opts.receive);
   }
 

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dgram from 'node:dgram';
-import { cpuMicros, decodePayload, encodePayload, PAYLOAD_MIN_BYTES, parseProcStat, parseProcStatTimes, readPayloadTimes, percentile, rssBytes, udpInodes, udpPortOwner } from '../src/bench/measure.js';
+import { cpuMicros, cpuNanos, cpuTimes, parseSchedstat, decodePayload, encodePayload, PAYLOAD_MIN_BYTES, parseProcStat, parseProcStatTimes, readPayloadTimes, percentile, rssBytes, udpInodes, udpPortOwner } from '../src/bench/measure.js';
 import { buildC, FIND_MAX, findMax, keptUp, parseTarget, runOne, searchMax, specs, type TargetSpec } from '../src/bench/harness.js';
 import { OriginalServer } from './helpers/original.js';
 
@@ -39,6 +39,10 @@ test('bench: payloads carry sequence, due and send times in exactly B bytes; /pr
   assert.deepEqual(parseProcStatTimes(stat, 100), { user: 2_500_000, kernel: 500_000 });
   assert.ok(cpuMicros(process.pid) > 0);
   assert.ok(rssBytes(process.pid) > 1 << 20);
+  assert.equal(parseSchedstat('187278279 33388929 675\n'), 187_278_279);
+  assert.throws(() => parseSchedstat('x 1 2\n'));
+  assert.ok(Number.isNaN(cpuNanos(2 ** 22 + 1)), 'no such process'); // above the kernel's pid_max
+
   assert.equal(percentile([1, 2, 3, 4], 50), 3);
   assert.ok(Number.isNaN(percentile([], 50)));
 });
@@ -52,7 +56,9 @@ test('bench: a short real run delivers everything to every client and measures t
       assert.equal(row.deliveryRatio, 1, `${spec.name} delivered everything`);
       assert.ok(row.offeredPerSec > 30, `${spec.name} offered ${row.offeredPerSec}`);
       assert.ok(row.serverCpuUsPerDelivery >= 0 && Number.isFinite(row.p99Ms));
-      assert.ok(Math.abs(row.serverUserUsPerDelivery + row.serverKernelUsPerDelivery - row.serverCpuUsPerDelivery) < 1e-9, 'user and kernel add up to the whole'); // /proc counts in 10 ms ticks: a light load may read 0
+      // The split comes from /proc/PID/stat's 10 ms ticks: a light load may have none, and then no split.
+      const split = row.serverUserUsPerDelivery + row.serverKernelUsPerDelivery;
+      assert.ok(Number.isNaN(split) || Math.abs(split - row.serverCpuUsPerDelivery) < 1e-6, 'user and kernel add up to the whole');
       assert.equal(row.datagramsPerDelivery, 1, `${spec.name}: one line, one datagram`);
     }
   } finally {
@@ -157,4 +163,24 @@ test('bench: a server given by address (an original server) is loaded and measur
   } finally {
     await original.close();
   }
+});
+
+test('cpuMicros reads schedstat to the microsecond, and agrees with /proc/PID/stat over a busy stretch', { skip: Number.isNaN(cpuNanos(process.pid)) ? 'no schedstat here' : false }, () => {
+  const stat = (): number => {
+    const t = cpuTimes(process.pid);
+    return t.user + t.kernel;
+  };
+  const s0 = stat();
+  const c0 = cpuMicros(process.pid);
+  // Spin until 200 ms of CPU have passed (bounded by 10 s of wall time). A running thread's schedstat is
+  // brought up to date at each scheduler tick (a sleeping one's when it stops), so readings step by a
+  // few ms here, not by stat's 10.
+  const until = Date.now() + 10_000;
+  let c = c0;
+  while (c - c0 < 200_000 && Date.now() < until) c = cpuMicros(process.pid);
+  const s1 = stat();
+  const c1 = cpuMicros(process.pid);
+  assert.ok(c1 - c0 >= 200_000, `${c1 - c0} µs of CPU in 10 s of spinning`);
+  // Both count the same time: stat in 10 ms ticks, read at slightly different moments.
+  assert.ok(Math.abs(s1 - s0 - (c1 - c0)) < 40_000, `stat ${s1 - s0} µs against schedstat ${c1 - c0} µs`);
 });

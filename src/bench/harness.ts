@@ -2,8 +2,8 @@
 // obrol and for two baselines of the original protocol in the same run (a Node dgram relay and a C relay
 // with recvmmsg/sendmmsg), alternating servers between runs because this machine's speed drifts.
 //
-// Server CPU per delivered message (from /proc/PID/stat over the measured window) is the primary
-// figure: it does not depend on the load generator keeping up.
+// Server CPU per delivered message (the server's threads' schedstat over the measured window) is the
+// primary figure: it does not depend on the load generator keeping up.
 
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -217,11 +217,15 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
   await sleep(measureFrom - sharedNow(() => performance.now()));
   const none = { user: NaN, kernel: NaN };
   const t0 = pid === null ? none : cpuTimes(pid);
+  const cpu0 = pid === null ? NaN : cpuMicros(pid);
   const gen0 = workers.reduce((n, w) => n + cpuMicros(w.pid!), 0);
   await sleep(measureTo - sharedNow(() => performance.now()));
   const t1 = pid === null ? none : cpuTimes(pid);
-  const cpu0 = t0.user + t0.kernel;
-  const cpu1 = t1.user + t1.kernel;
+  const cpu1 = pid === null ? NaN : cpuMicros(pid);
+  // The total from schedstat (measure.ts); its split into user and kernel time as /proc/PID/stat's clock
+  // ticks divide it (none in a window without ticks).
+  const ticked = t1.user - t0.user + (t1.kernel - t0.kernel);
+  const userShare = ticked > 0 ? (t1.user - t0.user) / ticked : NaN;
   const gen1 = workers.reduce((n, w) => n + cpuMicros(w.pid!), 0);
   const rss = pid === null ? NaN : rssBytes(pid);
   await sleep(1500); // let the last deliveries of the window arrive
@@ -252,8 +256,8 @@ async function measure(l: Loaded, rate: number, seconds: number): Promise<Window
     p99Ms: percentile(lat, 99),
     p999Ms: percentile(lat, 99.9),
     serverCpuUsPerDelivery: received > 0 ? (cpu1 - cpu0) / received : NaN,
-    serverUserUsPerDelivery: received > 0 ? (t1.user - t0.user) / received : NaN,
-    serverKernelUsPerDelivery: received > 0 ? (t1.kernel - t0.kernel) / received : NaN,
+    serverUserUsPerDelivery: received > 0 ? (userShare * (cpu1 - cpu0)) / received : NaN,
+    serverKernelUsPerDelivery: received > 0 ? ((1 - userShare) * (cpu1 - cpu0)) / received : NaN,
     serverCpuPct: ((cpu1 - cpu0) / (seconds * 1e6)) * 100,
     serverRssMiB: rss / 2 ** 20,
     generatorCpuPct: ((gen1 - gen0) / (seconds * 1e6)) * 100,

@@ -1,6 +1,6 @@
 // Pure pieces of the benchmark harness: payloads that carry their send time, /proc readings, percentiles.
 
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 /** The clock shared by every process on the machine, in milliseconds with sub-ms precision. */
@@ -112,7 +112,41 @@ export function cpuTimes(pid: number): CpuTimes {
   return parseProcStatTimes(readFileSync(`/proc/${pid}/stat`, 'utf8'), clockTicks());
 }
 
+/** Nanoseconds on the CPU, the first field of /proc/PID/task/TID/schedstat. */
+export function parseSchedstat(text: string): number {
+  const ns = Number(text.slice(0, text.indexOf(' ')));
+  if (!Number.isSafeInteger(ns) || ns < 0) throw new Error('unreadable schedstat');
+  return ns;
+}
+
+/** The process's CPU time in nanoseconds: the sum of its threads' schedstat, exact for a thread asleep when
+ * read and at most a scheduler tick behind for one running. NaN where the kernel keeps none.
+ * /proc/PID/stat truncates to clock ticks (10 ms), which at 1,000 clients and 10 msg/s over a 5 s window
+ * is 0.2 µs per delivery, 3–8% of what is measured. A thread that exits meanwhile takes its time with it
+ * here; the benchmark's servers keep theirs. */
+export function cpuNanos(pid: number): number {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return NaN;
+  }
+  let sum = 0;
+  for (const tid of tids) {
+    try {
+      sum += parseSchedstat(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && existsSync(`/proc/${pid}/task`)) continue; // a thread gone
+      return NaN;
+    }
+  }
+  return sum;
+}
+
+/** CPU time in microseconds (all threads): from schedstat where the kernel keeps it, else /proc/PID/stat. */
 export function cpuMicros(pid: number): number {
+  const ns = cpuNanos(pid);
+  if (Number.isFinite(ns)) return ns / 1000;
   return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'), clockTicks());
 }
 

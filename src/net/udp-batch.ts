@@ -333,15 +333,7 @@ export class UdpBatchSender {
       if (i === skipA || i === skipB) continue;
       if (at < 0 || this.pending >= this.maxBatch) {
         // Full, or the first member: flush if needed (the copy does not survive a flush), copy once.
-        if (this.pending > 0 && (this.pending >= this.maxBatch || this.used + this.dgramBytes + length > this.maxBatchBytes)) {
-          this.stats.autoFlushes++;
-          this.flush();
-        }
-        if (this.used + length > this.arena.length) {
-          const grown = new Uint8Array(Math.max(this.arena.length * 2, this.used + length));
-          grown.set(this.arena.subarray(0, this.used));
-          this.arena = grown;
-        }
+        this.makeRoom(length);
         at = this.used;
         this.arena.set(data, at);
         this.used += length;
@@ -379,6 +371,16 @@ export class UdpBatchSender {
   reserve(port: number, address: string, maxBytes: number): number {
     checkDestination(port, address);
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError('maxBytes must be a non-negative integer');
+    this.makeRoom(maxBytes);
+    this.resDest = this.addon !== null ? this.dest(address, port) : -1;
+    this.resPort = port;
+    this.resAddress = address;
+    this.resMax = maxBytes;
+    return this.used;
+  }
+
+  /** Flushes when the batch is full or maxBytes more would overflow it, and grows the arena to hold them. */
+  private makeRoom(maxBytes: number): void {
     if (this.pending > 0 && (this.pending >= this.maxBatch || this.used + this.dgramBytes + maxBytes > this.maxBatchBytes)) {
       this.stats.autoFlushes++;
       this.flush();
@@ -388,11 +390,6 @@ export class UdpBatchSender {
       grown.set(this.arena.subarray(0, this.used));
       this.arena = grown;
     }
-    this.resDest = this.addon !== null ? this.dest(address, port) : -1;
-    this.resPort = port;
-    this.resAddress = address;
-    this.resMax = maxBytes;
-    return this.used;
   }
 
   /** The memory reserve() hands out. */

@@ -339,10 +339,11 @@ export class UdpBatchSender {
         this.used += length;
         this.resMax = -1;
         this.lastNativeAt = -1;
-      }
-      if (group.destEpoch !== this.destEpoch) {
-        group.dest.fill(-1);
-        group.destEpoch = this.destEpoch;
+        // The address table starts over only in a flush, and makeRoom is where this loop can flush.
+        if (group.destEpoch !== this.destEpoch) {
+          group.dest.fill(-1);
+          group.destEpoch = this.destEpoch;
+        }
       }
       let di = group.dest[i]!;
       if (di < 0) {
@@ -353,12 +354,7 @@ export class UdpBatchSender {
       this.stats.pushed++;
       const dest = this.dests[di]!;
       if (dest.packed) this.queueNative(at, length, di);
-      else {
-        this.dgData.push(copyOf(data));
-        this.dgPort.push(dest.port);
-        this.dgAddress.push(dest.sendAddress);
-        this.dgramBytes += length;
-      }
+      else this.queueDgram(copyOf(data), dest.port, dest.sendAddress);
     }
     return queued;
   }
@@ -409,15 +405,20 @@ export class UdpBatchSender {
     if (dest === undefined || !dest.packed) {
       // No addon, or an address it cannot take (a host name, an IPv6 literal on a udp4 socket): dgram sends
       // a copy, and the arena space is given back.
-      this.dgData.push(copyOf(this.arena.subarray(this.used, this.used + length)));
-      this.dgPort.push(this.resPort);
-      this.dgAddress.push(dest?.sendAddress ?? this.sendAddress(this.resAddress));
-      this.dgramBytes += length;
+      this.queueDgram(copyOf(this.arena.subarray(this.used, this.used + length)), this.resPort, dest?.sendAddress ?? this.sendAddress(this.resAddress));
       return;
     }
     this.lastNativeAt = this.used;
     this.queueNative(this.used, length, di);
     this.used += length;
+  }
+
+  /** A datagram for dgram to send at the flush: a copy of its own, which dgram may hold until it leaves. */
+  private queueDgram(copy: Uint8Array, port: number, address: string): void {
+    this.dgData.push(copy);
+    this.dgPort.push(port);
+    this.dgAddress.push(address);
+    this.dgramBytes += copy.length;
   }
 
   /** A meta entry: `length` bytes at `at` in the arena, to destination di. */

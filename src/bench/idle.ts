@@ -226,6 +226,9 @@ export async function runIdle(o: IdleOptions): Promise<IdleResult> {
       workers.push(w);
     }
     const counts = workers.map((_, i) => Math.floor(o.sessions / o.workers) + (i < o.sessions % o.workers ? 1 : 0));
+    // Opening is timed from when every generator has loaded and answers (about 150 ms after the fork):
+    // starting node is the generator's cost, not the server's.
+    await Promise.all(workers.map((w) => ask<{ status: WorkerStatus }>(w, { type: 'status' }, 'status', 30_000)));
     const openCpu0 = cpuMicros(spid);
     const openGen0 = workers.reduce((n, w) => n + cpuMicros(w.pid!), 0);
     const t0 = performance.now();

@@ -31,12 +31,15 @@ const LEGACY_RECV_SLOTS = 8;
 const POOL_SOCKETS = 8;
 
 export type ToWorker =
+  /** Answered with 'ready' once the worker has loaded, so that the joins are timed from there. */
+  | { type: 'ping' }
   | { type: 'setup'; proto: Proto; host: string; port: number; names: string[]; senders: number; bytes: number; worker: number; obrolClients: ObrolClients }
   | { type: 'run'; ratePerSender: number; startAt: number; measureFrom: number; measureTo: number }
   | { type: 'report' }
   | { type: 'stop' };
 
 export type FromWorker =
+  | { type: 'ready' }
   | { type: 'joined'; ms: number; failed: number }
   /** arrived and datagrams: benchmark messages (of any window) and datagrams that reached this worker's
    * clients between measureFrom and measureTo, by arrival time (null: not counted, as with library
@@ -253,6 +256,9 @@ function reply(m: FromWorker): void {
 process.on('message', (m: ToWorker) => {
   void (async () => {
     switch (m.type) {
+      case 'ping':
+        reply({ type: 'ready' });
+        break;
       case 'setup': {
         bytes = m.bytes;
         dir = mkdtempSync(join(tmpdir(), 'obrol-bench-'));

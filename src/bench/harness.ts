@@ -37,6 +37,9 @@ export interface Row extends Window {
   joinMs: number;
   /** After the joins, until the server went quiet: the cost of announcing them. */
   settleMs: number;
+  /** Memory per client: what the server's RSS grew by from before the first join to after the joins had
+   * settled, per client (KiB; NaN when the server's process is not known). */
+  serverKiBPerSession: number;
 }
 
 export function buildC(): string | null {
@@ -120,6 +123,8 @@ interface Loaded {
   senders: number;
   joinMs: number;
   settleMs: number;
+  /** See Row. */
+  serverKiBPerSession: number;
   stop(): Promise<void>;
 }
 
@@ -187,6 +192,7 @@ async function load(spec: ServerSpec | TargetSpec, o: RunOptions): Promise<Loade
     // The joins are timed from when every generator process has started (about 150 ms here), not from
     // the fork: starting node is the generator's cost, not the server's.
     await Promise.all(workers.map((w) => ask(w, { type: 'ping' }, 'ready')));
+    const rssBeforeJoinsBytes = pid === null ? NaN : rssBytes(pid);
     const t0 = performance.now();
     const joined = await Promise.all(
       workers.map((w, i) => {
@@ -202,7 +208,9 @@ async function load(spec: ServerSpec | TargetSpec, o: RunOptions): Promise<Loade
     // join lines, or presence batches): measure once the server is quiet, so the window measures fan-out.
     const settleStart = performance.now();
     await quiet(pid, 60_000);
-    return { spec, pid, workers, clients: o.clients, senders: o.senders, joinMs, settleMs: performance.now() - settleStart, stop };
+    const settleMs = performance.now() - settleStart;
+    const serverKiBPerSession = pid === null || o.clients === 0 ? NaN : (rssBytes(pid) - rssBeforeJoinsBytes) / o.clients / 1024;
+    return { spec, pid, workers, clients: o.clients, senders: o.senders, joinMs, settleMs, serverKiBPerSession, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -274,7 +282,7 @@ export async function runOne(spec: ServerSpec | TargetSpec, o: RunOptions): Prom
   const l = await load(spec, o);
   try {
     const w = await measure(l, o.rate, o.seconds);
-    return { server: spec.name, clients: o.clients, senders: o.senders, bytes: o.bytes, ...w, joinMs: l.joinMs, settleMs: l.settleMs };
+    return { server: spec.name, clients: o.clients, senders: o.senders, bytes: o.bytes, ...w, joinMs: l.joinMs, settleMs: l.settleMs, serverKiBPerSession: l.serverKiBPerSession };
   } finally {
     await l.stop();
   }
@@ -409,12 +417,12 @@ function table(rows: Row[]): string {
   const node = by('node-relay');
   const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
   const lines = [
-    '| server | clients | offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | user / kernel µs | datagrams / delivery | × C relay | × Node relay | server RSS MiB | generator CPU % | join ms | settle ms |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| server | clients | offered msg/s | deliveries/s | delivered | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | user / kernel µs | datagrams / delivery | × C relay | × Node relay | server RSS MiB | KiB per client (joins) | generator CPU % | join ms | settle ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${f(r.serverUserUsPerDelivery, 2)} / ${f(r.serverKernelUsPerDelivery, 2)} | ${f(r.datagramsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
+      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${f(r.serverUserUsPerDelivery, 2)} / ${f(r.serverKernelUsPerDelivery, 2)} | ${f(r.datagramsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.serverKiBPerSession, 1)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
     );
   }
   return lines.join('\n');
@@ -573,7 +581,7 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
   }
   const medians: Row[] = list.map((s) => {
     const rs = all.filter((r) => r.server === s.name);
-    const m = (k: keyof Window | 'joinMs' | 'settleMs') => median(rs.map((r) => r[k]));
+    const m = (k: keyof Window | 'joinMs' | 'settleMs' | 'serverKiBPerSession') => median(rs.map((r) => r[k]));
     return {
       server: s.name,
       clients: o.clients,
@@ -593,6 +601,7 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
       clientsLost: Math.max(...rs.map((r) => r.clientsLost)),
       serverCpuPct: m('serverCpuPct'),
       serverRssMiB: m('serverRssMiB'),
+      serverKiBPerSession: m('serverKiBPerSession'),
       generatorCpuPct: m('generatorCpuPct'),
       joinMs: m('joinMs'),
       settleMs: m('settleMs'),

@@ -1,7 +1,10 @@
 // Micro benchmark of the sender's CPU per datagram: fan-outs of 150-byte datagrams to 100 receiver
 // sockets on 127.0.0.1, sent (a) one dgram socket.send each, as the server does today, (b) through
 // UdpBatchSender with the fallback forced (OBROL_NO_SENDMMSG=1 behaviour), (c) through UdpBatchSender's
-// sendmmsg addon. The receivers live in a child process that drains them, so their CPU is not counted.
+// sendmmsg addon, (d) the same on a worker thread: the main thread copies each fan-out's datagrams into
+// shared memory and wakes the worker, which sends them (the issue's worker-thread lever, as a server
+// would use it to move its sends off the thread that runs the sessions). The receivers live in a child
+// process that drains them, so their CPU is not counted.
 //
 //   npm run bench:udp       node bench/udp-batch.mjs [--seconds 3] [--rate 200] [--burst 5] [--rounds 3]
 //
@@ -11,15 +14,23 @@
 // sends and callbacks. "inside the call" is only the CPU within the fan-out calls (push+flush, or the
 // send loop): dgram does its sending later, in process.nextTick, so for dgram it is not comparable.
 // Loopback delivery into the receivers' sockets (and waking the receiver) runs in the sender's system
-// call, so every mode includes the kernel's work of delivering each datagram.
+// call, so every mode includes the kernel's work of delivering each datagram. For (d), "inside the
+// call" is the main thread's share (the copy and the wake-up); the whole figure includes the worker.
 
 import dgram from 'node:dgram';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
+import { isMainThread, Worker, workerData } from 'node:worker_threads';
 
 const RECEIVERS = 100;
 const SIZE = 150;
+/** Fan-outs the worker mode's ring holds: the main thread waits when the worker is this far behind. */
+const RING_SLOTS = 64;
+/** The ring's control words: fan-outs written, fan-outs sent, stop. */
+const WRITTEN = 0;
+const DONE = 1;
+const STOP = 2;
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,8 +40,35 @@ function arg(name, dflt) {
   return v;
 }
 
+// --- the worker thread of mode (d): sends the fan-outs the main thread writes into the ring -----------
+if (!isMainThread) {
+  const { UdpBatchSender } = await import('../dist/net/udp-batch.js');
+  const { ctrlBuffer, ringBuffer, ports } = workerData;
+  const ctrl = new Int32Array(ctrlBuffer);
+  const ring = new Uint8Array(ringBuffer);
+  const socket = dgram.createSocket('udp4');
+  await new Promise((r) => socket.bind(0, '127.0.0.1', r));
+  const b = new UdpBatchSender(socket);
+  // Bounded: it ends on STOP, which the main thread sets once its runs are done.
+  for (let done = 0; Atomics.load(ctrl, STOP) === 0; ) {
+    const written = Atomics.load(ctrl, WRITTEN);
+    if (written === done) {
+      Atomics.wait(ctrl, WRITTEN, written, 100);
+      continue;
+    }
+    for (; done < written; done++) {
+      const slot = (done % RING_SLOTS) * RECEIVERS * SIZE;
+      for (let i = 0; i < ports.length; i++) b.push(ring.subarray(slot + i * SIZE, slot + (i + 1) * SIZE), ports[i], '127.0.0.1');
+      b.flush();
+      Atomics.store(ctrl, DONE, done + 1);
+      Atomics.notify(ctrl, DONE);
+    }
+  }
+  socket.close();
+}
+
 // --- the receiver child: 100 sockets, counts, answers "count" and "stop" over IPC -------------------
-if (process.argv[2] === '--receivers') {
+else if (process.argv[2] === '--receivers') {
   const sockets = [];
   let got = 0;
   let bad = 0;
@@ -77,6 +115,9 @@ async function main() {
 
   let inflight = 0;
   const onSent = () => inflight--;
+  let sender = null; // mode (d)'s worker, started once
+  const ctrl = new Int32Array(new SharedArrayBuffer(3 * 4));
+  const ring = new Uint8Array(new SharedArrayBuffer(RING_SLOTS * RECEIVERS * SIZE));
   const modes = {
     // The same paced loop sending nothing: what the other modes pay besides sending.
     idle: () => () => {},
@@ -101,7 +142,22 @@ async function main() {
         b.flush();
       };
     },
+    'batch (sendmmsg) on a worker thread': () => {
+      if (!new UdpBatchSender(socket).native) return null;
+      sender ??= new Worker(new URL(import.meta.url), { workerData: { ctrlBuffer: ctrl.buffer, ringBuffer: ring.buffer, ports } });
+      return () => {
+        const written = Atomics.load(ctrl, WRITTEN);
+        // The worker is a whole ring behind: wait for it (bounded: it sends a slot within milliseconds).
+        for (let d = Atomics.load(ctrl, DONE); written - d >= RING_SLOTS; d = Atomics.load(ctrl, DONE)) Atomics.wait(ctrl, DONE, d, 100);
+        const slot = (written % RING_SLOTS) * RECEIVERS * SIZE;
+        for (let i = 0; i < ports.length; i++) ring.set(payloads[i], slot + i * SIZE);
+        Atomics.store(ctrl, WRITTEN, written + 1);
+        Atomics.notify(ctrl, WRITTEN);
+      };
+    },
   };
+  // Mode (d) is done when the worker has sent everything written.
+  const drained = () => Atomics.load(ctrl, DONE) === Atomics.load(ctrl, WRITTEN);
 
   console.log(`udp-batch bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`);
   console.log(
@@ -142,6 +198,7 @@ async function main() {
         tick();
       });
       for (let w = 0; w < 200 && inflight > 0; w++) await new Promise((r) => setImmediate(r));
+      for (let w = 0; w < 2000 && !drained(); w++) await new Promise((r) => setTimeout(r, 1));
       const cpu = process.cpuUsage(t0);
       await new Promise((r) => setTimeout(r, 300));
       const after = await ask('count');
@@ -165,6 +222,12 @@ async function main() {
     console.log(
       `| ${name} | ${(med(r.process) - idle).toFixed(2)} | ${r.process.map((x) => x.toFixed(2)).join(', ')} | ${med(r.send).toFixed(2)} | ${(100 * Math.min(...r.delivered)).toFixed(1)}% |`,
     );
+  }
+  if (sender) {
+    const ended = new Promise((r) => sender.once('exit', r));
+    Atomics.store(ctrl, STOP, 1);
+    Atomics.notify(ctrl, WRITTEN);
+    await ended;
   }
   const exited = new Promise((r) => child.once('exit', r));
   child.send('stop');

@@ -149,7 +149,7 @@ test('bench: a server given by address (an original server) is loaded and measur
     const o = { clients: 8, senders: 2, rate: 20, bytes: 100, seconds: 0.5, workers: 1, port: 0 };
     const row = await runOne(target, o);
     assert.equal(row.deliveryRatio, 1, 'the original delivered everything');
-    assert.ok(row.offeredPerSec > 10 && Number.isFinite(row.serverCpuUsPerDelivery) && row.serverRssMiB > 1 && Number.isFinite(row.serverKiBPerSession));
+    assert.ok(row.offeredPerSec > 10 && Number.isFinite(row.serverCpuUsPerDelivery) && row.serverRssMiB > 1 && Number.isFinite(row.serverKiBPerClient));
     // Two windows on the same joined clients: 20 msg/s, then 40, both kept up; the limit is not reached.
     const max = await findMax({ ...target }, o, 1000, 2);
     assert.equal(max.steps.length, 2);

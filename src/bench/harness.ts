@@ -39,7 +39,7 @@ export interface Row extends Window {
   settleMs: number;
   /** Memory per client: what the server's RSS grew by from before the first join to after the joins had
    * settled, per client (KiB; NaN when the server's process is not known). */
-  serverKiBPerSession: number;
+  serverKiBPerClient: number;
 }
 
 export function buildC(): string | null {
@@ -124,7 +124,7 @@ interface Loaded {
   joinMs: number;
   settleMs: number;
   /** See Row. */
-  serverKiBPerSession: number;
+  serverKiBPerClient: number;
   stop(): Promise<void>;
 }
 
@@ -209,8 +209,8 @@ async function load(spec: ServerSpec | TargetSpec, o: RunOptions): Promise<Loade
     const settleStart = performance.now();
     await quiet(pid, 60_000);
     const settleMs = performance.now() - settleStart;
-    const serverKiBPerSession = pid === null || o.clients === 0 ? NaN : (rssBytes(pid) - rssBeforeJoinsBytes) / o.clients / 1024;
-    return { spec, pid, workers, clients: o.clients, senders: o.senders, joinMs, settleMs, serverKiBPerSession, stop };
+    const serverKiBPerClient = pid === null || o.clients === 0 ? NaN : (rssBytes(pid) - rssBeforeJoinsBytes) / o.clients / 1024;
+    return { spec, pid, workers, clients: o.clients, senders: o.senders, joinMs, settleMs, serverKiBPerClient, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -282,7 +282,7 @@ export async function runOne(spec: ServerSpec | TargetSpec, o: RunOptions): Prom
   const l = await load(spec, o);
   try {
     const w = await measure(l, o.rate, o.seconds);
-    return { server: spec.name, clients: o.clients, senders: o.senders, bytes: o.bytes, ...w, joinMs: l.joinMs, settleMs: l.settleMs, serverKiBPerSession: l.serverKiBPerSession };
+    return { server: spec.name, clients: o.clients, senders: o.senders, bytes: o.bytes, ...w, joinMs: l.joinMs, settleMs: l.settleMs, serverKiBPerClient: l.serverKiBPerClient };
   } finally {
     await l.stop();
   }
@@ -422,7 +422,7 @@ function table(rows: Row[]): string {
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${f(r.serverUserUsPerDelivery, 2)} / ${f(r.serverKernelUsPerDelivery, 2)} | ${f(r.datagramsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.serverKiBPerSession, 1)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
+      `| ${r.server} | ${r.clients} | ${f(r.offeredPerSec, 0)} | ${f(r.deliveriesPerSec, 0)} | ${f(r.deliveryRatio * 100, 2)}% | ${f(r.p50Ms, 2)} | ${f(r.p99Ms, 2)} | ${f(r.p999Ms, 2)} | ${f(r.serverCpuUsPerDelivery, 2)} | ${f(r.serverUserUsPerDelivery, 2)} / ${f(r.serverKernelUsPerDelivery, 2)} | ${f(r.datagramsPerDelivery, 2)} | ${c ? f(r.serverCpuUsPerDelivery / c.serverCpuUsPerDelivery, 2) : '–'} | ${node ? f(r.serverCpuUsPerDelivery / node.serverCpuUsPerDelivery, 2) : '–'} | ${f(r.serverRssMiB, 0)} | ${f(r.serverKiBPerClient, 1)} | ${f(r.generatorCpuPct, 0)} | ${f(r.joinMs, 0)} | ${f(r.settleMs, 0)} |`,
     );
   }
   return lines.join('\n');
@@ -581,7 +581,7 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
   }
   const medians: Row[] = list.map((s) => {
     const rs = all.filter((r) => r.server === s.name);
-    const m = (k: keyof Window | 'joinMs' | 'settleMs' | 'serverKiBPerSession') => median(rs.map((r) => r[k]));
+    const m = (k: keyof Window | 'joinMs' | 'settleMs' | 'serverKiBPerClient') => median(rs.map((r) => r[k]));
     return {
       server: s.name,
       clients: o.clients,
@@ -601,7 +601,7 @@ server's CPU time per delivered message, as ratios to the C and Node relays. Ser
       clientsLost: Math.max(...rs.map((r) => r.clientsLost)),
       serverCpuPct: m('serverCpuPct'),
       serverRssMiB: m('serverRssMiB'),
-      serverKiBPerSession: m('serverKiBPerSession'),
+      serverKiBPerClient: m('serverKiBPerClient'),
       generatorCpuPct: m('generatorCpuPct'),
       joinMs: m('joinMs'),
       settleMs: m('settleMs'),

@@ -487,8 +487,9 @@ export async function benchMain(argv: string[]): Promise<number> {
 
 Starts each server in turn on 127.0.0.1, N simulated clients (over W generator processes), S of them
 sending B-byte messages at R messages/s in total, and reports throughput, delivery, latency and the
-server's CPU time per delivered message, as ratios to the C and Node relays. Servers alternate over K runs
-(default 3, 1 with --find-max); the table shows medians.
+server's CPU time per delivered message, as ratios to the C and Node relays, with the server's memory
+(RSS, and what it grew by per client over the joins), the generator's CPU and the join time. Servers
+alternate over K runs (default 3, 1 with --find-max); the table shows medians.
 
   --obrol-clients pool     obrol's clients are sessions of a pool in each generator process, sharing 8
                            sockets and one timer (default: the generator then keeps up with the server)

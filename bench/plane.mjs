@@ -1,7 +1,8 @@
 // The floor of a native data plane: builds bench/plane.c (the system compiler and OpenSSL's headers,
-// Debian's libssl-dev) and runs it alternately in its two modes, the C relay's plain fan-out and the
-// least per-delivery work of obrol's send path done in C by slot (seal, sent record, acks opened and
-// applied), at the benchmark's two fixed loads. Prints each run's JSON and a table of medians.
+// Debian's libssl-dev) and runs it alternately in its modes, the C relay's plain fan-out, the least
+// per-delivery work of obrol's send path done in C by slot (seal, sent record, acks opened and applied),
+// and the same without waking for acks (`lazy`), at the benchmark's two fixed loads. Prints each run's
+// JSON and a table of medians.
 //
 //   npm run bench:plane     node bench/plane.mjs [--seconds 8] [--rounds 3]
 //
@@ -43,7 +44,7 @@ console.log(`plane bench: ${cpus().length} cores (${cpus()[0]?.model.trim()}), $
 const results = new Map();
 for (let r = 0; r < rounds; r++) {
   for (const load of LOADS) {
-    for (const mode of ['relay', 'plane']) {
+    for (const mode of ['relay', 'plane', 'lazy']) {
       const run = spawnSync(out, [mode, String(seconds), String(load.rate), String(load.members), String(load.ackEvery)], {
         encoding: 'utf8',
         timeout: (seconds + 30) * 1000,
@@ -66,13 +67,18 @@ const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-console.log('\n| members | msg/s | relay µs / delivery | plane µs / delivery | plane × relay (by round) | acks / delivery | EVP seal ns, warm |');
+console.log('\n| members | msg/s | relay µs / delivery | plane µs / delivery (× relay by round) | lazy µs / delivery (× relay by round) | acks / delivery | EVP seal ns, warm |');
 console.log('|---|---|---|---|---|---|---|');
 for (const load of LOADS) {
-  const relay = results.get(`${load.members}|${load.rate}|relay`);
-  const plane = results.get(`${load.members}|${load.rate}|plane`);
-  const ratios = plane.map((p, i) => (p.cpuUsPerDelivery / relay[i].cpuUsPerDelivery).toFixed(2));
+  const runs = (mode) => results.get(`${load.members}|${load.rate}|${mode}`);
+  const relay = runs('relay');
+  const us = (mode) => {
+    const r = runs(mode);
+    const ratios = r.map((x, i) => (x.cpuUsPerDelivery / relay[i].cpuUsPerDelivery).toFixed(2));
+    return `${median(r.map((x) => x.cpuUsPerDelivery)).toFixed(2)} (${ratios.join(', ')})`;
+  };
+  const plane = runs('plane');
   console.log(
-    `| ${load.members} | ${load.rate} | ${median(relay.map((x) => x.cpuUsPerDelivery)).toFixed(2)} | ${median(plane.map((x) => x.cpuUsPerDelivery)).toFixed(2)} | ${ratios.join(', ')} | ${median(plane.map((x) => x.acksPerDelivery)).toFixed(2)} | ${median(plane.map((x) => x.sealNsWarm)).toFixed(0)} |`,
+    `| ${load.members} | ${load.rate} | ${median(relay.map((x) => x.cpuUsPerDelivery)).toFixed(2)} | ${us('plane')} | ${us('lazy')} | ${median(plane.map((x) => x.acksPerDelivery)).toFixed(2)} | ${median(plane.map((x) => x.sealNsWarm)).toFixed(0)} |`,
   );
 }

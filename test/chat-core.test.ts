@@ -287,6 +287,36 @@ test('resume: a reconnecting client keeps its name, rooms and flood bucket witho
   assert.equal(chat.resume(4, 1, 11).ok, false, 'the old session has nothing left to resume');
 });
 
+test('replay: a client gets its own messages back with their refs (a crash can lose the echo of a stored one); others get none', () => {
+  const { chat, take, say } = setup();
+  chat.connect(1, 'alice', 0, { identity: 'a1', resume: false });
+  chat.connect(2, 'bob', 0, { identity: 'b2', resume: false });
+  say(1, 41, 'stored, echo lost', 10);
+  say(2, 7, 'from bob', 20);
+  chat.handle(1, { type: 'msg', ref: 42, to: 'bob', body: 'psst', action: false }, 30);
+  chat.disconnect(1, LeaveReason.ConnectionLost, '', 40);
+  [1, 2].forEach(take);
+  const refs = (ms: ServerMsg[], type: 'message' | 'private') =>
+    ms.flatMap((m) => (m.type === type ? [[m.body, m.ref, m.history] as const] : []));
+  // Alice's next session, same key: the join's replay, then a catch-up of the room and of private messages.
+  chat.connect(3, 'alice', 50, { identity: 'a1', resume: true });
+  take(3);
+  chat.handle(3, { type: 'join', ref: 1, room: '#lobby', since: 0 }, 60);
+  assert.deepEqual(refs(take(3), 'message'), [['stored, echo lost', 41, true], ['from bob', null, true]]);
+  chat.handle(3, { type: 'history', ref: 2, room: '#lobby', after: 0 }, 70);
+  assert.deepEqual(refs(take(3), 'message'), [['stored, echo lost', 41, true], ['from bob', null, true]]);
+  chat.handle(3, { type: 'history', ref: 3, room: null, after: 0 }, 80);
+  assert.deepEqual(refs(take(3), 'private'), [['psst', 42, true]]);
+  // Bob asking the same gets only his own refs.
+  chat.handle(2, { type: 'history', ref: 4, room: '#lobby', after: 0 }, 90);
+  assert.deepEqual(refs(take(2), 'message'), [['stored, echo lost', null, true], ['from bob', 7, true]]);
+  chat.handle(2, { type: 'history', ref: 5, room: null, after: 0 }, 100);
+  assert.deepEqual(refs(take(2), 'private'), [['psst', null, true]]);
+  // A client without a key (an original-protocol one) gets no refs at all.
+  chat.connect(4, 'carol', 110);
+  assert.deepEqual(refs(take(4), 'message'), [['stored, echo lost', null, true], ['from bob', null, true]]);
+});
+
 test('hub: rooms are found in any case, shown as first created, and forgotten when empty', () => {
   const got: [number, ServerMsg][] = [];
   const hub = new MemoryHub((to, m) => got.push([to, m]));

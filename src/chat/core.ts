@@ -325,8 +325,8 @@ export class ChatCore {
     this.sendMembers(sid, shown, null, MEMBERS_PER_REPLY);
     // The replay starts N messages back and comes in pages like any catch-up.
     const after = since ?? (this.store.firstOfLast(key, this.limits.historyOnJoin) ?? (rec?.lastId ?? 0) + 1) - 1;
-    const page = this.store.roomAfter(key, after, PAGE);
-    for (const h of page.messages) this.deliver(sid, { type: 'message', ...h, history: true, ref: null });
+    const page = this.store.roomAfter(key, after, PAGE, m.identity);
+    for (const { ownRef, ...h } of page.messages) this.deliver(sid, { type: 'message', ...h, history: true, ref: ownRef ?? null });
     this.deliver(sid, { type: 'caughtup', ref, room: shown, more: page.more });
   }
 
@@ -479,13 +479,13 @@ export class ChatCore {
   private history(sid: SessionId, m: Member, msg: Cmd<'history'>): void {
     if (msg.room === null) {
       const page = m.identity === null ? { messages: [], more: false } : this.store.privatesAfter(m.identity, msg.after, PAGE);
-      for (const p of page.messages) this.deliver(sid, { type: 'private', ...p, history: true, ref: null });
+      for (const { ownRef, ...p } of page.messages) this.deliver(sid, { type: 'private', ...p, history: true, ref: ownRef ?? null });
       return this.deliver(sid, { type: 'caughtup', ref: msg.ref, room: null, more: page.more });
     }
     const shown = this.memberRoom(sid, msg.room);
     if (shown === undefined) return this.error(sid, ErrorCode.NotInRoom, notInRoom(msg.room), msg.ref);
-    const page = this.store.roomAfter(foldKey(shown), msg.after, PAGE);
-    for (const h of page.messages) this.deliver(sid, { type: 'message', ...h, history: true, ref: null });
+    const page = this.store.roomAfter(foldKey(shown), msg.after, PAGE, m.identity);
+    for (const { ownRef, ...h } of page.messages) this.deliver(sid, { type: 'message', ...h, history: true, ref: ownRef ?? null });
     this.deliver(sid, { type: 'caughtup', ref: msg.ref, room: shown, more: page.more });
   }
 

@@ -643,17 +643,19 @@ export class ObrolClient {
         for (const name of m.joined) if (!this.isMe(name)) this.emit({ type: 'joined', room: m.room, name, ts: m.ts });
         for (const d of m.left) if (!this.isMe(d.name)) this.emit({ type: 'left', room: m.room, name: d.name, why: WHY[d.why], reason: d.reason, ts: m.ts });
         break;
+      // A ref marks our own message: the echo, the answer to a resend, or a replay of what we sent (which
+      // can come before the answer to its resend, after a server crash lost the echo).
       case 'message': {
         const o = this.settle(m.ref);
         if (o) o.resolve(m);
-        if (this.catchup.roomMessage(m.room, m, m.history)) this.emitMessage(m, o !== undefined);
+        if (this.catchup.roomMessage(m.room, m, m.history)) this.emitMessage(m, m.ref !== null);
         this.saveStateSoon();
         break;
       }
       case 'private': {
         const o = this.settle(m.ref);
         if (o) o.resolve(m);
-        if (this.catchup.privateMessage(m, m.history)) this.emitPrivate(m, o !== undefined);
+        if (this.catchup.privateMessage(m, m.history)) this.emitPrivate(m, m.ref !== null);
         this.saveStateSoon();
         break;
       }

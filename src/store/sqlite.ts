@@ -7,6 +7,7 @@ import type {
   NewMessage,
   Origin,
   PageLimits,
+  Replayed,
   Retention,
   RoomRecord,
   RoomRef,
@@ -74,6 +75,8 @@ interface MessageRow {
   sender: string;
   body: string;
   action: number;
+  /** Replays only: the ref, when the client asking sent it. */
+  own_ref?: number | null;
 }
 interface PrivateRow {
   id: number;
@@ -82,6 +85,7 @@ interface PrivateRow {
   recipient: string;
   body: string;
   action: number;
+  own_ref?: number | null;
 }
 
 export interface SqliteStoreOptions {
@@ -198,16 +202,16 @@ export class SqliteStore implements Store {
     return row?.id ?? null;
   }
 
-  roomAfter(roomKey: string, after: number, page: PageLimits): { messages: StoredMessage[]; more: boolean } {
+  roomAfter(roomKey: string, after: number, page: PageLimits, requester: string | null = null): { messages: Replayed<StoredMessage>[]; more: boolean } {
     // Up to date (every join of a quiet room, every reconnect): nothing to ask SQLite.
     if (after >= (this.rooms.get(roomKey)?.lastId ?? 0)) return { messages: [], more: false };
-    const rows = this.q.roomAfter.all(roomKey, after, page.maxMessages + 1) as MessageRow[];
+    const rows = this.q.roomAfter.all(requester, roomKey, after, page.maxMessages + 1) as MessageRow[];
     return cut(rows.map((r) => this.fromMessageRow(r)), page);
   }
 
-  privatesAfter(identity: string, after: number, page: PageLimits): { messages: StoredPrivate[]; more: boolean } {
+  privatesAfter(identity: string, after: number, page: PageLimits): { messages: Replayed<StoredPrivate>[]; more: boolean } {
     if (after >= this.lastPrivateId) return { messages: [], more: false };
-    const rows = this.q.privatesAfter.all(identity, after, identity, after, page.maxMessages + 1) as PrivateRow[];
+    const rows = this.q.privatesAfter.all(identity, after, identity, identity, after, page.maxMessages + 1) as PrivateRow[];
     return cut(rows.map(fromPrivateRow), page);
   }
 
@@ -235,9 +239,11 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
-  private fromMessageRow(r: MessageRow): StoredMessage {
+  private fromMessageRow(r: MessageRow): Replayed<StoredMessage> {
     const name = this.rooms.get(r.room_key)?.name ?? r.room_key;
-    return { room: name, id: r.id, ts: r.ts, from: r.sender, body: r.body, action: r.action !== 0 };
+    const m: Replayed<StoredMessage> = { room: name, id: r.id, ts: r.ts, from: r.sender, body: r.body, action: r.action !== 0 };
+    if (r.own_ref !== undefined && r.own_ref !== null) m.ownRef = r.own_ref;
+    return m;
   }
 }
 
@@ -261,10 +267,13 @@ function prepare(db: Database.Database) {
     privateByRef: db.prepare('SELECT id, ts, sender, recipient, body, action FROM privates WHERE sender_key = ? AND ref = ?'),
     nthFromEnd: db.prepare('SELECT id FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT 1 OFFSET ?'),
     oldest: db.prepare('SELECT id FROM messages WHERE room_key = ? ORDER BY id LIMIT 1'),
-    roomAfter: db.prepare('SELECT room_key, id, ts, sender, body, action FROM messages WHERE room_key = ? AND id > ? ORDER BY id LIMIT ?'),
+    // own_ref: the ref, for the client key asking (NULL matches nothing).
+    roomAfter: db.prepare(
+      'SELECT room_key, id, ts, sender, body, action, CASE WHEN sender_key = ? THEN ref END AS own_ref FROM messages WHERE room_key = ? AND id > ? ORDER BY id LIMIT ?',
+    ),
     privatesAfter: db.prepare(
-      `SELECT id, ts, sender, recipient, body, action FROM privates WHERE sender_key = ? AND id > ?
-       UNION SELECT id, ts, sender, recipient, body, action FROM privates WHERE recipient_key = ? AND id > ?
+      `SELECT id, ts, sender, recipient, body, action, ref AS own_ref FROM privates WHERE sender_key = ? AND id > ?
+       UNION SELECT id, ts, sender, recipient, body, action, CASE WHEN sender_key = ? THEN ref END FROM privates WHERE recipient_key = ? AND id > ?
        ORDER BY id LIMIT ?`,
     ),
     pruneMessagesByAge: db.prepare('DELETE FROM messages WHERE ts < ?'),
@@ -278,8 +287,10 @@ function fromRoomRow(r: RoomRow): RoomRecord {
   return { key: r.key, name: r.name, topic: r.topic, topicBy: r.topic_by, topicTs: r.topic_ts, lastId: r.last_id };
 }
 
-function fromPrivateRow(r: PrivateRow): StoredPrivate {
-  return { id: r.id, ts: r.ts, from: r.sender, to: r.recipient, body: r.body, action: r.action !== 0 };
+function fromPrivateRow(r: PrivateRow): Replayed<StoredPrivate> {
+  const m: Replayed<StoredPrivate> = { id: r.id, ts: r.ts, from: r.sender, to: r.recipient, body: r.body, action: r.action !== 0 };
+  if (r.own_ref !== undefined && r.own_ref !== null) m.ownRef = r.own_ref;
+  return m;
 }
 
 /** The page the limits allow from rows fetched with one extra (which tells whether there is more). */

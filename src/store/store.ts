@@ -42,6 +42,12 @@ export interface StoredPrivate {
   action: boolean;
 }
 
+/** A stored message as a replay gives it: with `ownRef`, the ref it was sent under, when the client asking
+ * is its sender (by client key). A client whose resend is still waiting for its echo then knows the
+ * replayed message for its own, which it is: a crash can leave the message stored and the echo unsent,
+ * and the catch-up after the reconnect replays it before the resend is answered. */
+export type Replayed<T> = T & { ownRef?: number };
+
 /** Who sent a message: a client key (hex) and its ref, so a resend after a reconnect is recognised. */
 export interface Origin {
   identity: string | null;
@@ -85,10 +91,12 @@ export interface Store {
   findSent(identity: string, ref: number): SentRecord | undefined;
   /** The id of the oldest of a room's last `count` messages, or null when it has none. */
   firstOfLast(roomKey: string, count: number): number | null;
-  /** Messages of a room after id `after`, oldest first, one page; `more` when the page was cut short. */
-  roomAfter(roomKey: string, after: number, page: PageLimits): { messages: StoredMessage[]; more: boolean };
-  /** Private messages sent or received by a client key after id `after`, one page. */
-  privatesAfter(identity: string, after: number, page: PageLimits): { messages: StoredPrivate[]; more: boolean };
+  /** Messages of a room after id `after`, oldest first, one page; `more` when the page was cut short. Those
+   * sent under the client key `requester` carry their ref (Replayed). */
+  roomAfter(roomKey: string, after: number, page: PageLimits, requester?: string | null): { messages: Replayed<StoredMessage>[]; more: boolean };
+  /** Private messages sent or received by a client key after id `after`, one page; those it sent carry their
+   * ref (Replayed). */
+  privatesAfter(identity: string, after: number, page: PageLimits): { messages: Replayed<StoredPrivate>[]; more: boolean };
   /** Deletes what retention no longer keeps; returns how many messages went. */
   prune(now: number, r: Retention): number;
   close(): void;

@@ -24,7 +24,6 @@
 //   cc -O2 -o build/plane bench/plane.c -lcrypto && build/plane relay|plane|lazy SECONDS RATE MEMBERS [ACK_EVERY]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -53,7 +52,7 @@
 struct sent { uint32_t pn; uint32_t len; double at; };
 struct slot {
   EVP_CIPHER_CTX *enc, *dec;
-  uint32_t next_pn, next_seq, largest_acked;
+  uint32_t next_pn, next_seq;
   uint32_t ring_head, ring_len;
   struct sent ring[RING];
   struct sockaddr_in addr;
@@ -266,7 +265,6 @@ static long drain(int fd) {
       struct slot *s = &slots[slot];
       if (open_in_place(s->dec, pn, p, len) < 0) continue;
       memcpy(&largest, p + HDR, 4);
-      if (largest > s->largest_acked || s->largest_acked == 0) s->largest_acked = largest;
       while (s->ring_len > 0 && s->ring[s->ring_head].pn <= largest) { s->ring_head = (s->ring_head + 1) % RING; s->ring_len--; }
       applied++;
     }

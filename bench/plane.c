@@ -15,7 +15,9 @@
 // packet (default 2: about what obrol's clients send at 1,000 clients and 10 msg/s; 4 at 100 clients and
 // 500 msg/s) with a sealed 45-byte datagram, sent on a shared 10 ms tick as obrol's simulated clients'
 // acks are (their ack timers share a 10 ms grid), which the sender opens and applies (retiring sent
-// records). The receivers, N sockets on 127.0.0.1, are a child process whose CPU is not counted.
+// records); with PLANE_ACK_AT_ONCE set in the environment, each ack leaves as soon as it is due, so most
+// reach the sender during its fan-out rather than on a tick. The receivers, N sockets on 127.0.0.1, are
+// a child process whose CPU is not counted.
 //
 // It is the least such a plane would do: no retransmission, loss detection, congestion window or
 // reassembly, and OpenSSL's EVP interface for the AEAD, whose per-call set-up costs more than the
@@ -125,8 +127,9 @@ static int open_in_place(EVP_CIPHER_CTX *c, uint32_t pn, unsigned char *p, int n
 
 /* The receivers: N sockets; in plane mode each acks every ack_every-th packet it gets. Acks due leave
  * together on a 10 ms tick, as obrol's simulated clients' do (their ack timers share a 10 ms grid), so the
- * sender reads them in batches. Runs until killed, until the sender is gone, or until `until`. */
-static void receivers(int n, int ack, int ack_every, int report, struct sockaddr_in server, double until) {
+ * sender reads them in batches; or, with at_once, after each read of the sockets. Runs until killed,
+ * until the sender is gone, or until `until`. */
+static void receivers(int n, int ack, int ack_every, int at_once, int report, struct sockaddr_in server, double until) {
   int ep = epoll_create1(0);
   int *fds = calloc((size_t)n, sizeof(int));
   uint32_t *got = calloc((size_t)n, sizeof(uint32_t)), *ack_pn = calloc((size_t)n, sizeof(uint32_t));
@@ -152,7 +155,7 @@ static void receivers(int n, int ack, int ack_every, int report, struct sockaddr
   unsigned char b[DGRAM_MAX], out[ACK_LEN];
   double tick = now_s() + 0.010;
   while (now_s() < until) {
-    int wait_ms = (int)((tick - now_s()) * 1000) + 1;
+    int wait_ms = at_once ? 100 : (int)((tick - now_s()) * 1000) + 1;
     int k = epoll_wait(ep, evs, 256, wait_ms > 0 ? wait_ms : 0);
     for (int j = 0; j < k; j++) {
       uint32_t i = evs[j].data.u32;
@@ -165,8 +168,10 @@ static void receivers(int n, int ack, int ack_every, int report, struct sockaddr
         due[i] = pn;
       }
     }
-    if (now_s() < tick) continue;
-    tick += 0.010;
+    if (!at_once) {
+      if (now_s() < tick) continue;
+      tick += 0.010;
+    }
     for (int i = 0; ack && i < n; i++) {
       if (due[i] < 0) continue;
       uint32_t pn = (uint32_t)due[i];
@@ -278,6 +283,7 @@ int main(int argc, char **argv) {
   double seconds = atof(argv[2]), rate = atof(argv[3]);
   members = atoi(argv[4]);
   int ack_every = argc == 6 ? atoi(argv[5]) : 2;
+  int at_once = getenv("PLANE_ACK_AT_ONCE") != NULL;
   if (seconds <= 0 || seconds > 600 || rate <= 0 || rate > 10000 || members < 1 || members > MAX_MEMBERS || ack_every < 1 || ack_every > 1000) { fprintf(stderr, "out of range\n"); return 2; }
   memset(payload, 'x', PAYLOAD);
 
@@ -298,7 +304,7 @@ int main(int argc, char **argv) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) _exit(1);
     close(pipefd[0]);
-    receivers(members, plane, ack_every, pipefd[1], me, now_s() + seconds + 60);
+    receivers(members, plane, ack_every, at_once, pipefd[1], me, now_s() + seconds + 60);
     _exit(0);
   }
   close(pipefd[1]);

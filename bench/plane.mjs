@@ -4,7 +4,9 @@
 // and the same without waking for acks (`lazy`), at the benchmark's two fixed loads. Prints each run's
 // JSON and a table of medians.
 //
-//   npm run bench:plane     node bench/plane.mjs [--seconds 8] [--rounds 3]
+//   npm run bench:plane     node bench/plane.mjs [--seconds 8] [--rounds 3] [--ack-at-once]
+//
+// --ack-at-once: the receivers ack as soon as an ack is due, not on their shared 10 ms tick.
 //
 // What it is for, and what it leaves out, is in bench/plane.c's header and docs/PERFORMANCE.md.
 
@@ -26,6 +28,7 @@ function arg(name, dflt, max) {
 
 const seconds = arg('seconds', 8, 600);
 const rounds = arg('rounds', 3, 50);
+const ackAtOnce = process.argv.includes('--ack-at-once');
 /** The harness's fixed loads, with about the acks per delivery obrol's clients send at each. */
 const LOADS = [
   { members: 1000, rate: 10, ackEvery: 2 },
@@ -40,7 +43,7 @@ if (cc.error || cc.status !== 0) {
   process.exit(1);
 }
 
-console.log(`plane bench: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${seconds} s per run, ${rounds} rounds, alternating`);
+console.log(`plane bench: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${seconds} s per run, ${rounds} rounds, alternating, acks ${ackAtOnce ? 'at once' : 'on a 10 ms tick'}`);
 const results = new Map();
 for (let r = 0; r < rounds; r++) {
   for (const load of LOADS) {
@@ -48,6 +51,7 @@ for (let r = 0; r < rounds; r++) {
       const run = spawnSync(out, [mode, String(seconds), String(load.rate), String(load.members), String(load.ackEvery)], {
         encoding: 'utf8',
         timeout: (seconds + 30) * 1000,
+        env: ackAtOnce ? { ...process.env, PLANE_ACK_AT_ONCE: '1' } : process.env,
       });
       if (run.status !== 0) {
         console.error(`${mode} failed: ${run.stderr || run.error}`);

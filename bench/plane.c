@@ -356,9 +356,9 @@ int main(int argc, char **argv) {
   double cpu = cpu_s() - c0, elapsed = now_s() - t0;
   kill(child, SIGTERM);
   waitpid(child, NULL, 0);
-  printf("{\"mode\":\"%s\",\"members\":%d,\"rate\":%g,\"seconds\":%.2f,\"deliveries\":%ld,\"acksPerDelivery\":%.3f,"
+  printf("{\"mode\":\"%s\",\"ackAtOnce\":%s,\"members\":%d,\"rate\":%g,\"seconds\":%.2f,\"deliveries\":%ld,\"acksPerDelivery\":%.3f,"
          "\"cpuUsPerDelivery\":%.3f,\"sealNsWarm\":%.0f}\n",
-         argv[1], members, rate, elapsed, deliveries, deliveries ? (double)acks / (double)deliveries : 0.0,
+         argv[1], at_once ? "true" : "false", members, rate, elapsed, deliveries, deliveries ? (double)acks / (double)deliveries : 0.0,
          deliveries ? cpu / (double)deliveries * 1e6 : 0.0, seal_ns);
   return 0;
 }
